@@ -1,0 +1,6 @@
+export * from './ids';
+export * from './topics';
+export * from './envelope.schema';
+export * from './command.schema';
+export * from './events.schema';
+export * from './protocol.schema';
