@@ -4,3 +4,5 @@ export * from './envelope.schema';
 export * from './command.schema';
 export * from './events.schema';
 export * from './protocol.schema';
+export * from './indices';
+export * from './actions';

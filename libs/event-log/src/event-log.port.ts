@@ -60,6 +60,12 @@ export interface ConsumeOptions {
   handler: BatchHandler;
   /** Upper bound of one batch. Default 500. */
   maxBatchSize?: number;
+  /**
+   * When set, the handler is also called with an EMPTY batch whenever no record arrived for
+   * this many milliseconds, so time-based work (deadlines) runs serialized with record handling
+   * and its output is appended through the same path, in the same order as the state changes.
+   */
+  tickMs?: number;
   /** Called when the handler throws; the batch is retried after a backoff. */
   onError?: (error: unknown, records: StoredRecord[]) => void;
 }

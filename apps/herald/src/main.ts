@@ -1,0 +1,63 @@
+import { relative } from 'node:path';
+import { ConfigError, loadConfig } from '@herald/config';
+import { createLogger } from '@herald/platform';
+import { startHerald } from './herald';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(config.logLevel);
+  const herald = await startHerald(config, logger);
+  const rel = (p: string): string => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
+  const password = herald.admin.generatedPassword
+    ? `generated for you: ${herald.admin.generatedPassword}  (kept in ${rel(herald.admin.passwordFile ?? '')})`
+    : herald.admin.passwordFile
+      ? `in ${rel(herald.admin.passwordFile)}`
+      : 'from HERALD_ADMIN_PASSWORD';
+  const ca = rel(herald.certFile);
+  process.stdout.write(
+    [
+      '',
+      'Herald is running (embedded storage in ' + rel(herald.dataDir) + ')',
+      `  management API  ${herald.managementUrl}   (operators, scripts)`,
+      `  comms API       ${herald.commsUrl}   (agents: HTTP + WebSocket /api/v1/stream)`,
+      `  TLS certificate ${ca}`,
+      `  admin user      ${herald.admin.user}`,
+      `  admin password  ${password}`,
+      '',
+      'Try it (in another terminal, from this directory):',
+      `  npm run agent -- enroll --manager ${herald.managementUrl} --user ${herald.admin.user} --password "$(cat ${herald.admin.passwordFile ? rel(herald.admin.passwordFile) : '<password-file>'})" --ca ${ca}`,
+      `  npm run agent -- run --comms ${herald.commsUrl} --ca ${ca}`,
+      '  then send it a command with curl: see README.md, "Walkthrough".',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    herald.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Herald failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+import {
+  agentEventSchemas,
+  AgentsIndex,
+  commandEventSchemas,
+  CommandsIndex,
+  COMMANDS_WATERMARK,
+  EnvelopeParseError,
+  parseEnvelope,
+  Topics,
+  type CommandEvent,
+  type CommandView,
+} from '@herald/contracts';
+import { applyCommandEvent, commandIdOf } from '@herald/domain';
+import { deadLetter, type EventLog, type StoredRecord, type Subscription } from '@herald/event-log';
+import type { DocumentWrite, ProjectionStore } from '@herald/projection';
+import type { Logger } from 'pino';
+
+export const INDEXER_GROUP = 'indexer';
+
+/** The stored command document: the view plus flat fields the index filters and sorts on. */
+export type CommandDoc = CommandView & { actionName: string; issuedAt: string };
+
+export function toCommandDoc(view: CommandView): CommandDoc {
+  return { ...view, actionName: view.action.name, issuedAt: view.timestamps.issued };
+}
+
+export function fromCommandDoc(doc: CommandDoc): CommandView {
+  const { actionName: _a, issuedAt: _i, ...view } = doc;
+  return view;
+}
+
+/**
+ * The projection: consumes `commands` and `agents` and keeps the per-agent, ordered command
+ * state and the agent list in the ProjectionStore. Versions are log offsets + 1, so a replay
+ * (after a crash, or a rebuild from offset 0) rewrites nothing it already wrote.
+ */
+export class IndexerService {
+  private subscription?: Subscription;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly store: ProjectionStore,
+    private readonly logger: Logger,
+    private readonly group = INDEXER_GROUP,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.store.ensureIndices([CommandsIndex, AgentsIndex]);
+    this.subscription = await this.log.consume({
+      topics: [Topics.commands, Topics.agents],
+      group: this.group,
+      from: 'beginning',
+      handler: (records) => this.handle(records),
+      onError: (error) => this.logger.error({ err: error }, 'indexer batch failed; retrying'),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+
+  /** Resolves once everything appended so far is searchable. */
+  async caughtUp(): Promise<void> {
+    await this.subscription?.caughtUp();
+  }
+
+  private async handle(records: StoredRecord[]): Promise<void> {
+    const views = new Map<string, { view: CommandView; version: number }>();
+    const writes: DocumentWrite[] = [];
+    const positions: Record<string, number> = {};
+    for (const record of records) {
+      if (isTopic(record, Topics.commands)) {
+        positions[String(record.partition)] = record.offset;
+      }
+      try {
+        if (isTopic(record, Topics.agents)) {
+          const env = parseEnvelope(record.value, agentEventSchemas);
+          const { keyHash: _secret, ...agent } = env.data;
+          writes.push({ index: AgentsIndex.name, id: agent.uuid, version: record.offset + 1, doc: agent });
+          continue;
+        }
+        const env = parseEnvelope(record.value, commandEventSchemas);
+        const event = { type: env.type, data: env.data } as CommandEvent;
+        const id = commandIdOf(event);
+        let current = views.get(id)?.view;
+        if (!current && event.type !== 'CommandIssued') {
+          const stored = await this.store.get<CommandDoc>(CommandsIndex.name, id);
+          current = stored ? fromCommandDoc(stored.doc) : undefined;
+        }
+        const next = applyCommandEvent(current, event);
+        if (!next) {
+          this.logger.warn({ type: event.type, commandId: id }, 'event for a command that was never issued');
+          continue;
+        }
+        views.set(id, { view: next, version: record.offset + 1 });
+      } catch (e) {
+        if (!(e instanceof EnvelopeParseError)) throw e;
+        this.logger.warn({ reason: e.reason, topic: record.topic, offset: record.offset }, 'unparseable record');
+        await deadLetter(this.log, record, e.reason, 'indexer');
+      }
+    }
+    for (const [id, { view, version }] of views) {
+      writes.push({ index: CommandsIndex.name, id, version, doc: toCommandDoc(view) as unknown as Record<string, unknown> });
+    }
+    await this.store.apply(writes, Object.keys(positions).length ? { name: COMMANDS_WATERMARK, positions } : undefined);
+  }
+}
+
+function isTopic(record: StoredRecord, topic: string): boolean {
+  return record.topic === topic;
+}

@@ -1,0 +1,4 @@
+export * from './management-api.module';
+export * from './request-registry';
+export * from './commands.service';
+export * from './agents.service';

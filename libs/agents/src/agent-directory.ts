@@ -1,0 +1,102 @@
+import {
+  agentEventSchemas,
+  envelope,
+  EnvelopeParseError,
+  parseEnvelope,
+  Topics,
+  type AgentRegistered,
+} from '@herald/contracts';
+import { deadLetter, type EventLog, type Subscription } from '@herald/event-log';
+import type { Logger } from 'pino';
+
+export type AgentRecord = Omit<AgentRegistered, 'keyHash'> & { keyHash: string };
+
+/**
+ * The agents read model shared by the management API (targeting, duplicate checks) and the comms
+ * API (authentication): an in-memory materialisation of the `agents` topic (compacted in Kafka),
+ * kept current by an ephemeral consumer. Writes go to the log first; `register` resolves only
+ * once this instance has applied its own write (read-your-writes).
+ */
+export class AgentDirectory {
+  private readonly agents = new Map<string, AgentRecord>();
+  private subscription?: Subscription;
+  private readonly waiters: { uuid: string; resolve: () => void }[] = [];
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.subscription = await this.log.consume({
+      topics: [Topics.agents],
+      from: 'beginning',
+      handler: async (records) => {
+        for (const record of records) {
+          try {
+            const env = parseEnvelope(record.value, agentEventSchemas);
+            switch (env.type) {
+              case 'AgentRegistered':
+                this.agents.set(env.data.uuid, env.data);
+                break;
+            }
+          } catch (e) {
+            if (!(e instanceof EnvelopeParseError)) throw e;
+            this.logger.warn({ reason: e.reason, offset: record.offset }, 'unparseable agents record');
+            await deadLetter(this.log, record, e.reason, 'agent-directory');
+          }
+        }
+        this.wake();
+      },
+    });
+    await this.subscription.caughtUp();
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+
+  get(uuid: string): AgentRecord | undefined {
+    return this.agents.get(uuid.toLowerCase());
+  }
+
+  has(uuid: string): boolean {
+    return this.agents.has(uuid.toLowerCase());
+  }
+
+  all(): AgentRecord[] {
+    return [...this.agents.values()];
+  }
+
+  inGroups(groups: readonly string[]): AgentRecord[] {
+    const wanted = new Set(groups);
+    return this.all().filter((a) => a.groups.some((g) => wanted.has(g)));
+  }
+
+  get size(): number {
+    return this.agents.size;
+  }
+
+  /** Appends AgentRegistered and resolves when this directory has applied it. */
+  async register(record: AgentRecord): Promise<void> {
+    const applied = new Promise<void>((resolve) => this.waiters.push({ uuid: record.uuid, resolve }));
+    await this.log.append([
+      {
+        topic: Topics.agents,
+        key: record.uuid,
+        value: JSON.stringify(envelope('AgentRegistered', record, { agentUuid: record.uuid })),
+      },
+    ]);
+    await applied;
+  }
+
+  private wake(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (w && this.agents.has(w.uuid)) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+
+/**
+ * The one typed, validated configuration of Herald. `process.env` is read only here.
+ * Every bad variable is reported at once (ConfigError lists them all).
+ */
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const envSchema = z
+  .object({
+    HERALD_DATA_DIR: z.string().min(1).default('.herald/server'),
+    HERALD_HOST: z.string().min(1).default('0.0.0.0'),
+    HERALD_PUBLIC_HOST: z.string().min(1).default('localhost'),
+    HERALD_MANAGEMENT_PORT: port.default(55000),
+    HERALD_COMMS_PORT: port.default(27000),
+    HERALD_ADMIN_USER: z
+      .string()
+      .regex(/^[A-Za-z0-9._@-]{1,64}$/, 'must be 1-64 letters, digits or ._@-')
+      .default('admin'),
+    HERALD_ADMIN_PASSWORD: optionalText.pipe(z.string().min(8, 'must be at least 8 characters').optional()),
+    HERALD_TLS_CERT: optionalText,
+    HERALD_TLS_KEY: optionalText,
+    HERALD_JWT_ISSUER: z.string().min(1).default('herald'),
+    HERALD_AGENT_TOKEN_TTL: positiveInt.default(900),
+    HERALD_OPERATOR_TOKEN_TTL: positiveInt.default(900),
+    HERALD_TOPIC_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, 'may contain only letters, digits and ._-')
+      .default('herald.'),
+    HERALD_COMMAND_EXPIRES_IN: positiveInt.default(86400),
+    HERALD_COMMAND_TIMEOUT: positiveInt.default(600),
+    HERALD_COMMAND_GRACE: z.coerce.number().int().min(0).default(30),
+    HERALD_LONG_POLL_MAX_WAIT: positiveInt.default(60),
+    HERALD_LONG_POLL_MAX_COMMANDS: positiveInt.default(100),
+    HERALD_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+    HERALD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    KAFKA_BROKERS: optionalText.pipe(
+      z
+        .string()
+        .regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, 'must be host:port[,host:port...]')
+        .optional(),
+    ),
+    OPENSEARCH_URL: optionalText.pipe(z.string().url('must be a URL such as http://localhost:9200').optional()),
+  })
+  .superRefine((env, ctx) => {
+    if ((env.HERALD_TLS_CERT === undefined) !== (env.HERALD_TLS_KEY === undefined)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: [env.HERALD_TLS_CERT === undefined ? 'HERALD_TLS_CERT' : 'HERALD_TLS_KEY'],
+        message: 'HERALD_TLS_CERT and HERALD_TLS_KEY must be set together',
+      });
+    }
+    if (env.HERALD_MANAGEMENT_PORT === env.HERALD_COMMS_PORT) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['HERALD_COMMS_PORT'],
+        message: 'must differ from HERALD_MANAGEMENT_PORT',
+      });
+    }
+  });
+
+export interface HeraldConfig {
+  dataDir: string;
+  host: string;
+  publicHost: string;
+  management: { port: number };
+  comms: { port: number; longPollMaxWaitSeconds: number; longPollMaxCommands: number };
+  admin: { user: string; password?: string };
+  tls: { certFile?: string; keyFile?: string };
+  jwt: { issuer: string; agentTokenTtlSeconds: number; operatorTokenTtlSeconds: number };
+  commands: { defaultExpiresInSeconds: number; defaultTimeoutSeconds: number; graceSeconds: number };
+  limits: { maxBodyBytes: number };
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  eventLog: { kind: 'embedded' } | { kind: 'kafka'; brokers: string[] };
+  projection: { kind: 'embedded' } | { kind: 'opensearch'; url: string };
+  topicPrefix: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+export type Environment = Record<string, string | undefined>;
+
+export function loadConfig(env: Environment = process.env): HeraldConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = i.path.join('.') || '(environment)';
+        const value = env[name];
+        const shown = value === undefined || /PASSWORD|KEY/.test(name) ? '' : ` (got "${value}")`;
+        return `${name}: ${i.message}${shown}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    dataDir: e.HERALD_DATA_DIR,
+    host: e.HERALD_HOST,
+    publicHost: e.HERALD_PUBLIC_HOST,
+    management: { port: e.HERALD_MANAGEMENT_PORT },
+    comms: {
+      port: e.HERALD_COMMS_PORT,
+      longPollMaxWaitSeconds: e.HERALD_LONG_POLL_MAX_WAIT,
+      longPollMaxCommands: e.HERALD_LONG_POLL_MAX_COMMANDS,
+    },
+    admin: { user: e.HERALD_ADMIN_USER, ...(e.HERALD_ADMIN_PASSWORD ? { password: e.HERALD_ADMIN_PASSWORD } : {}) },
+    tls: {
+      ...(e.HERALD_TLS_CERT ? { certFile: e.HERALD_TLS_CERT } : {}),
+      ...(e.HERALD_TLS_KEY ? { keyFile: e.HERALD_TLS_KEY } : {}),
+    },
+    jwt: {
+      issuer: e.HERALD_JWT_ISSUER,
+      agentTokenTtlSeconds: e.HERALD_AGENT_TOKEN_TTL,
+      operatorTokenTtlSeconds: e.HERALD_OPERATOR_TOKEN_TTL,
+    },
+    commands: {
+      defaultExpiresInSeconds: e.HERALD_COMMAND_EXPIRES_IN,
+      defaultTimeoutSeconds: e.HERALD_COMMAND_TIMEOUT,
+      graceSeconds: e.HERALD_COMMAND_GRACE,
+    },
+    limits: { maxBodyBytes: e.HERALD_MAX_BODY_BYTES },
+    logLevel: e.HERALD_LOG_LEVEL,
+    eventLog: e.KAFKA_BROKERS ? { kind: 'kafka', brokers: e.KAFKA_BROKERS.split(',') } : { kind: 'embedded' },
+    projection: e.OPENSEARCH_URL ? { kind: 'opensearch', url: e.OPENSEARCH_URL } : { kind: 'embedded' },
+    topicPrefix: e.HERALD_TOPIC_PREFIX,
+  };
+}

@@ -1,0 +1,21 @@
+import type { z } from 'zod';
+import { ValidationError } from './herald.errors';
+
+/** Parses untrusted input with a schema; a failure is a 400 naming every bad field. */
+export function parseInput<S extends z.ZodTypeAny>(schema: S, input: unknown, what = 'body'): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data as z.infer<S>;
+  const message = result.error.issues
+    .map((i) => {
+      const path = i.path.length ? i.path.join('.') : what;
+      if (i.code === 'invalid_type' && i.received === 'undefined') return `${path} is required`;
+      if (i.code === 'unrecognized_keys') return `${what} has unknown field(s): ${i.keys.join(', ')}`;
+      return `${path} ${lowerFirst(i.message)}`;
+    })
+    .join('; ');
+  throw new ValidationError(message);
+}
+
+function lowerFirst(s: string): string {
+  return s.length > 1 && /[A-Z][a-z]/.test(s.slice(0, 2)) ? s[0]?.toLowerCase() + s.slice(1) : s;
+}
