@@ -1,0 +1,31 @@
+// The public API of @herald/domain: the command lifecycle as pure decide/evolve functions.
+export {
+  compact,
+  decide,
+  DEFAULT_LIFECYCLE_OPTIONS,
+  DEFAULT_TIMEOUT_GRACE_MS,
+  evolve,
+  fold,
+  initialState,
+  isLive,
+  isTerminalStatus,
+  legalEventTypes,
+  nextDeadline,
+  seqOf,
+  SERVER_TIMEOUT_RESULT_CODE,
+  transitionOf,
+  type ActiveStatus,
+  type AgentCommandState,
+  type ClaimName,
+  type CommandState,
+  type CompactedCommandState,
+  type LifecycleInput,
+  type LifecycleInputType,
+  type LifecycleOptions,
+  type LiveCommandState,
+  type TerminalStatus,
+  type Transition,
+  type TransitionEvent,
+} from './command-lifecycle';
+export { applyCommandEvent, commandIdOf, projectCommandView, waitingReasonOf } from './command-view';
+export * from './domain.errors';

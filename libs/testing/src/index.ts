@@ -1,0 +1,3 @@
+export * from './expect-eventually';
+export * from './net';
+export * from './herald-process';

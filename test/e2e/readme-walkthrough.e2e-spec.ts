@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HeraldProcess, REPO_ROOT } from '@herald/testing';
+
+/** The README's walkthrough block, verbatim. */
+function walkthrough(): string {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const match = /<!-- walkthrough:start -->\s*```bash\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
+  if (!match?.[1]) throw new Error('README.md has no walkthrough block between the walkthrough markers');
+  return match[1];
+}
+
+describe('README walkthrough', () => {
+  let herald: HeraldProcess;
+
+  beforeAll(async () => {
+    herald = await HeraldProcess.create();
+    await herald.start();
+  });
+  afterAll(async () => {
+    await herald.stop();
+  });
+
+  it('runs verbatim against a fresh server and ends with the command succeeded', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'herald-walkthrough-'));
+    const script = `set -euo pipefail\n${walkthrough()}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...herald.environment,
+      HERALD_AGENT_DATA_DIR: join(work, 'agent'),
+    };
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn('bash', ['-c', script], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      child.on('close', (c) => resolve({ code: c, output }));
+    });
+    if (code !== 0) throw new Error(`walkthrough exited ${code}:\n${output}\n--- server ---\n${herald.output}`);
+    const json = output.slice(output.lastIndexOf('{\n  "id"'));
+    const view = JSON.parse(json.slice(0, json.lastIndexOf('}') + 1)) as Record<string, unknown>;
+    expect(view).toMatchObject({ seq: 1, status: 'success', action: { name: 'get-config' } });
+    const timestamps = view['timestamps'] as Record<string, string>;
+    for (const t of ['issued', 'sent', 'inProgress', 'finished']) expect(Date.parse(timestamps[t] ?? '')).not.toBeNaN();
+    expect(output).toMatch(/^agent: [0-9a-f-]{36}$/m);
+  });
+});
