@@ -21,7 +21,7 @@ export class CommandFeed {
     this.subscription = await this.log.consume({
       topics: [Topics.commands],
       from: 'end',
-      handler: async (records) => {
+      handler: (records) => {
         for (const record of records) {
           try {
             const env = parseEnvelope(record.value, commandEventSchemas);
@@ -31,6 +31,7 @@ export class CommandFeed {
             this.logger.warn({ reason: e.reason, offset: record.offset }, 'unparseable commands record (skipped by the feed)');
           }
         }
+        return Promise.resolve();
       },
     });
   }

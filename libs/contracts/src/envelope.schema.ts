@@ -55,9 +55,9 @@ export function parseEnvelope<M extends Record<string, z.ZodTypeAny>>(
   }
   const env = envelopeSchema.safeParse(json);
   if (!env.success) throw new EnvelopeParseError(`bad envelope: ${formatZodError(env.error)}`);
-  const schema = schemas[env.data.type];
+  const schema: z.ZodTypeAny | undefined = schemas[env.data.type];
   if (!schema) throw new EnvelopeParseError(`unknown record type "${env.data.type}"`);
-  const data = schema.safeParse(env.data.data);
+  const data: z.SafeParseReturnType<unknown, unknown> = schema.safeParse(env.data.data);
   if (!data.success) throw new EnvelopeParseError(`bad ${env.data.type}: ${formatZodError(data.error)}`);
   return { ...env.data, data: data.data } as never;
 }

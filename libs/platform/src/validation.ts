@@ -3,8 +3,8 @@ import { ValidationError } from './herald.errors';
 
 /** Parses untrusted input with a schema; a failure is a 400 naming every bad field. */
 export function parseInput<S extends z.ZodTypeAny>(schema: S, input: unknown, what = 'body'): z.infer<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data as z.infer<S>;
+  const result: z.SafeParseReturnType<unknown, z.infer<S>> = schema.safeParse(input);
+  if (result.success) return result.data;
   const message = result.error.issues
     .map((i) => {
       const path = i.path.length ? i.path.join('.') : what;
