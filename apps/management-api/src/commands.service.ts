@@ -14,7 +14,7 @@ import {
 } from '@herald/contracts';
 import type { AgentDirectory } from '@herald/agents';
 import type { EventLog } from '@herald/event-log';
-import type { Filter, ProjectionStore } from '@herald/projection';
+import { InvalidCursorError, type Filter, type ProjectionStore } from '@herald/projection';
 import { NotFoundError, parseInput, ValidationError } from '@herald/platform';
 import { z } from 'zod';
 import type { RequestRegistry } from './request-registry';
@@ -170,12 +170,17 @@ export class CommandsService {
     if (q.status) filter['status'] = q.status;
     if (q.action) filter['actionName'] = q.action;
     if (q.requestId) filter['requestId'] = q.requestId;
-    const page = await this.store.query<CommandView>(CommandsIndex.name, {
-      filter,
-      sort: ['agent', 'seq'],
-      limit: q.limit,
-      ...(q.cursor ? { cursor: q.cursor } : {}),
-    });
+    const page = await this.store
+      .query<CommandView>(CommandsIndex.name, {
+        filter,
+        sort: ['agent', 'seq'],
+        limit: q.limit,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      })
+      .catch((e: unknown) => {
+        if (e instanceof InvalidCursorError) throw new ValidationError('cursor is not a cursor returned by this query');
+        throw e;
+      });
     return {
       items: page.items.map((i) => stripIndexFields(i.doc)),
       ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),

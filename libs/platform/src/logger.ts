@@ -22,8 +22,9 @@ export function createLogger(level: string, name = 'herald'): Logger {
 /** Routes NestJS's own log calls into pino (structured JSON). */
 export class PinoNestLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
+  /** NestJS's own start-up chatter (routes mapped, modules initialised) is debug-level. */
   log(message: unknown, context?: string): void {
-    this.logger.info({ context }, String(message));
+    this.logger.debug({ context }, String(message));
   }
   error(message: unknown, trace?: string, context?: string): void {
     this.logger.error({ context, trace }, String(message));

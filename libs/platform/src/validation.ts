@@ -1,13 +1,17 @@
 import type { z } from 'zod';
 import { ValidationError } from './herald.errors';
 
-/** Parses untrusted input with a schema; a failure is a 400 naming every bad field. */
+/**
+ * Parses untrusted input with a schema; a failure is a 400 naming every bad field. `what` names
+ * the input (`body`, `query`) or, for a nested part such as `action.args`, prefixes field paths.
+ */
 export function parseInput<S extends z.ZodTypeAny>(schema: S, input: unknown, what = 'body'): z.infer<S> {
+  const prefix = what === 'body' || what === 'query' ? '' : `${what}.`;
   const result: z.SafeParseReturnType<unknown, z.infer<S>> = schema.safeParse(input);
   if (result.success) return result.data;
   const message = result.error.issues
     .map((i) => {
-      const path = i.path.length ? i.path.join('.') : what;
+      const path = i.path.length ? prefix + i.path.join('.') : what;
       if (i.code === 'invalid_type' && i.received === 'undefined') return `${path} is required`;
       if (i.code === 'unrecognized_keys') return `${what} has unknown field(s): ${i.keys.join(', ')}`;
       return `${path} ${lowerFirst(i.message)}`;
