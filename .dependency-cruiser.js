@@ -24,7 +24,14 @@ module.exports = {
       comment: 'Contracts (schemas and types) import nothing of ours and no framework.',
       severity: 'error',
       from: { path: '^libs/contracts/' },
-      to: { path: ['^libs/(?!contracts/)', '^apps/', 'node_modules/@nestjs/', 'node_modules/(kafkajs|better-sqlite3|@opensearch-project)/'] },
+      to: {
+        path: [
+          '^libs/(?!contracts/)',
+          '^apps/',
+          'node_modules/@nestjs/',
+          'node_modules/(kafkajs|better-sqlite3|@opensearch-project)/',
+        ],
+      },
     },
     {
       name: 'domain-only-contracts',
@@ -35,7 +42,7 @@ module.exports = {
     },
     {
       name: 'infrastructure-clients-only-in-adapters',
-      comment: 'kafkajs, the OpenSearch client and SQLite are used only by adapters (and the agent\'s local store).',
+      comment: "kafkajs, the OpenSearch client and SQLite are used only by adapters (and the agent's local store).",
       severity: 'error',
       from: { pathNot: ['^libs/[^/]+/src/adapters/', '^apps/agent/', '^infra/', '^bench/'] },
       to: { path: 'node_modules/(kafkajs|better-sqlite3|@opensearch-project/opensearch)/' },

@@ -16,9 +16,17 @@ export default tseslint.config(
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-unused-vars': [
         'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
       ],
-      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false },
+      ],
       'no-restricted-properties': [
         'error',
         { object: 'process', property: 'env', message: 'Read configuration through @herald/config only.' },
@@ -27,7 +35,16 @@ export default tseslint.config(
   },
   {
     // Configuration, the CLIs and test tooling are where the environment is read.
-    files: ['libs/config/**', 'apps/agent/src/main.ts', 'infra/**', 'test/**', 'bench/**', '**/*.spec.ts', '**/*.contract.ts', '**/testing/**'],
+    files: [
+      'libs/config/**',
+      'apps/agent/src/main.ts',
+      'infra/**',
+      'test/**',
+      'bench/**',
+      '**/*.spec.ts',
+      '**/*.contract.ts',
+      '**/testing/**',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

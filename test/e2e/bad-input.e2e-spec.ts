@@ -6,7 +6,10 @@ import { HeraldProcess, httpsRequest, type HttpResult } from '@herald/testing';
 import WebSocket from 'ws';
 
 function expectError(res: HttpResult, status: number, message?: RegExp): void {
-  expect({ status: res.status, body: res.json }).toMatchObject({ status, body: { code: expect.any(Number) as number } });
+  expect({ status: res.status, body: res.json }).toMatchObject({
+    status,
+    body: { code: expect.any(Number) as number },
+  });
   const body = res.json as { message: unknown; code: number };
   expect(typeof body.message).toBe('string');
   if (message) expect(body.message).toMatch(message);
@@ -47,7 +50,10 @@ describe('bad input on the skeleton endpoints', () => {
     httpsRequest(`${herald.commsUrl}${path}`, { ca: herald.ca, ...init });
 
   it('login: missing, malformed and wrong credentials are 401', async () => {
-    expectError(await httpsRequest(`${herald.managementUrl}/security/user/authenticate`, { method: 'POST', ca: herald.ca }), 401);
+    expectError(
+      await httpsRequest(`${herald.managementUrl}/security/user/authenticate`, { method: 'POST', ca: herald.ca }),
+      401,
+    );
     expectError(
       await httpsRequest(`${herald.managementUrl}/security/user/authenticate`, {
         method: 'POST',
@@ -70,8 +76,9 @@ describe('bad input on the skeleton endpoints', () => {
   it('operator routes: missing, forged and agent tokens are 401', async () => {
     expectError(await httpsRequest(`${herald.managementUrl}/commands`, { ca: herald.ca }), 401, /Missing bearer token/);
     expectError(await mgmt('/commands', { headers: { authorization: 'Bearer abc.def.ghi' } }), 401);
-    const agentToken = (await comms('/api/v1/authentication', { method: 'POST', body: { uuid: agentUuid, key: agentKey } }))
-      .json as { token: string };
+    const agentToken = (
+      await comms('/api/v1/authentication', { method: 'POST', body: { uuid: agentUuid, key: agentKey } })
+    ).json as { token: string };
     expectError(await mgmt('/commands', { headers: { authorization: `Bearer ${agentToken.token}` } }), 401);
   });
 
@@ -92,9 +99,16 @@ describe('bad input on the skeleton endpoints', () => {
 
   it('POST /commands: unknown action, bad args, unknown agents, bad targets', async () => {
     const targets = { agents: [agentUuid] };
-    expectError(await mgmt('/commands', { method: 'POST', body: { targets, action: { name: 'format-disk' } } }), 400, /not a known action/);
     expectError(
-      await mgmt('/commands', { method: 'POST', body: { targets, action: { name: 'set-group', args: { groups: 'linux' } } } }),
+      await mgmt('/commands', { method: 'POST', body: { targets, action: { name: 'format-disk' } } }),
+      400,
+      /not a known action/,
+    );
+    expectError(
+      await mgmt('/commands', {
+        method: 'POST',
+        body: { targets, action: { name: 'set-group', args: { groups: 'linux' } } },
+      }),
       400,
       /action\.args.*groups/,
     );
@@ -106,15 +120,29 @@ describe('bad input on the skeleton endpoints', () => {
       400,
       /unknown agent/,
     );
-    expectError(await mgmt('/commands', { method: 'POST', body: { targets: {}, action: { name: 'restart' } } }), 400, /targets/);
-    expectError(await mgmt('/commands', { method: 'POST', body: { targets, action: { name: 'restart' }, timeout: 'soon' } }), 400, /timeout/);
+    expectError(
+      await mgmt('/commands', { method: 'POST', body: { targets: {}, action: { name: 'restart' } } }),
+      400,
+      /targets/,
+    );
+    expectError(
+      await mgmt('/commands', { method: 'POST', body: { targets, action: { name: 'restart' }, timeout: 'soon' } }),
+      400,
+      /timeout/,
+    );
     expectError(await mgmt('/commands', { method: 'POST', body: [] }), 400);
   });
 
   it('oversized bodies are 413 and the server stays up', async () => {
-    const big = JSON.stringify({ targets: { agents: [agentUuid] }, action: { name: 'restart', args: { pad: 'x'.repeat(70000) } } });
+    const big = JSON.stringify({
+      targets: { agents: [agentUuid] },
+      action: { name: 'restart', args: { pad: 'x'.repeat(70000) } },
+    });
     expectError(await mgmt('/commands', { method: 'POST', body: big }), 413);
-    expectError(await comms('/api/v1/authentication', { method: 'POST', body: JSON.stringify({ uuid: 'x'.repeat(70000) }) }), 413);
+    expectError(
+      await comms('/api/v1/authentication', { method: 'POST', body: JSON.stringify({ uuid: 'x'.repeat(70000) }) }),
+      413,
+    );
   });
 
   it('queries: bad ids, unknown commands and bad filters', async () => {
@@ -157,9 +185,14 @@ describe('bad input on the skeleton endpoints', () => {
     expect(await refused({})).toBe(401);
     expect(await refused({ authorization: 'Bearer nope' })).toBe(403);
 
-    const { token: agentToken } = (await comms('/api/v1/authentication', { method: 'POST', body: { uuid: agentUuid, key: agentKey } }))
-      .json as { token: string };
-    for (const frame of ['not json', JSON.stringify({ type: 'ack', commandId: 'x' }), JSON.stringify({ type: 'bogus' })]) {
+    const { token: agentToken } = (
+      await comms('/api/v1/authentication', { method: 'POST', body: { uuid: agentUuid, key: agentKey } })
+    ).json as { token: string };
+    for (const frame of [
+      'not json',
+      JSON.stringify({ type: 'ack', commandId: 'x' }),
+      JSON.stringify({ type: 'bogus' }),
+    ]) {
       const ws = new WebSocket(url, { ca: herald.ca, headers: { authorization: `Bearer ${agentToken}` } });
       const messages: unknown[] = [];
       ws.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString())));
@@ -172,7 +205,10 @@ describe('bad input on the skeleton endpoints', () => {
   });
 
   it('the server is still up and serving', async () => {
-    const res = await mgmt('/commands', { method: 'POST', body: { targets: { agents: [agentUuid] }, action: { name: 'get-config' } } });
+    const res = await mgmt('/commands', {
+      method: 'POST',
+      body: { targets: { agents: [agentUuid] }, action: { name: 'get-config' } },
+    });
     expect(res.status).toBe(202);
   });
 });

@@ -9,7 +9,9 @@ type Started = { stop(): Promise<void> };
  */
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
-  process.stderr.write('\n[integration] preparing Kafka and OpenSearch (set KAFKA_BROKERS / OPENSEARCH_URL to use your own)\n');
+  process.stderr.write(
+    '\n[integration] preparing Kafka and OpenSearch (set KAFKA_BROKERS / OPENSEARCH_URL to use your own)\n',
+  );
   const [kafka, opensearch] = await Promise.all([useKafka(), useOpenSearch()]);
   process.env['KAFKA_BROKERS'] = kafka.brokers;
   process.env['OPENSEARCH_URL'] = opensearch.url;

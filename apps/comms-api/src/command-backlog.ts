@@ -31,12 +31,15 @@ export class CommandBacklog {
     const views = new Map<string, CommandView>();
     let cursor: string | undefined;
     do {
-      const page = await this.store.query<CommandView & { actionName?: string; issuedAt?: string }>(CommandsIndex.name, {
-        filter: { agent: agentUuid, seq: { gte: fromSeq } },
-        sort: ['seq'],
-        limit: PAGE,
-        ...(cursor ? { cursor } : {}),
-      });
+      const page = await this.store.query<CommandView & { actionName?: string; issuedAt?: string }>(
+        CommandsIndex.name,
+        {
+          filter: { agent: agentUuid, seq: { gte: fromSeq } },
+          sort: ['seq'],
+          limit: PAGE,
+          ...(cursor ? { cursor } : {}),
+        },
+      );
       for (const item of page.items) {
         const { actionName: _a, issuedAt: _i, ...view } = item.doc;
         views.set(view.id, view);

@@ -28,7 +28,10 @@ export class CommandFeed {
             this.listener(record.key, { type: env.type, data: env.data } as CommandEvent);
           } catch (e) {
             if (!(e instanceof EnvelopeParseError)) throw e;
-            this.logger.warn({ reason: e.reason, offset: record.offset }, 'unparseable commands record (skipped by the feed)');
+            this.logger.warn(
+              { reason: e.reason, offset: record.offset },
+              'unparseable commands record (skipped by the feed)',
+            );
           }
         }
         return Promise.resolve();

@@ -111,7 +111,10 @@ export class StreamGateway {
     this.logger.info({ agent: agentUuid }, 'agent connected');
     const msToExp = tokenExp * 1000 - Date.now();
     session.timers.push(
-      setTimeout(() => this.send(session, { type: 'token-expiring', inSeconds: TOKEN_WARNING_SECONDS }), Math.max(0, msToExp - TOKEN_WARNING_SECONDS * 1000)),
+      setTimeout(
+        () => this.send(session, { type: 'token-expiring', inSeconds: TOKEN_WARNING_SECONDS }),
+        Math.max(0, msToExp - TOKEN_WARNING_SECONDS * 1000),
+      ),
       setTimeout(() => this.end(session, CloseCodes.policy, 'token expired'), Math.max(0, msToExp)),
     );
     ws.on('pong', () => (session.alive = true));
@@ -138,11 +141,13 @@ export class StreamGateway {
       return this.fail(session, CloseCodes.badData, 400, 'frame is not valid JSON');
     }
     const parsed = agentFrameSchema.safeParse(json);
-    if (!parsed.success) return this.fail(session, CloseCodes.badData, 400, `invalid frame: ${formatZodError(parsed.error)}`);
+    if (!parsed.success)
+      return this.fail(session, CloseCodes.badData, 400, `invalid frame: ${formatZodError(parsed.error)}`);
     const frame: AgentFrame = parsed.data;
     switch (frame.type) {
       case 'hello':
-        if (session.state !== 'awaiting-hello') return this.fail(session, CloseCodes.policy, 400, 'hello was already sent');
+        if (session.state !== 'awaiting-hello')
+          return this.fail(session, CloseCodes.policy, 400, 'hello was already sent');
         return this.replay(session, frame.lastExecutedSeq + 1, frame.lastExecutedSeq);
       case 'resend':
         if (session.state === 'awaiting-hello') return this.fail(session, CloseCodes.policy, 400, 'send hello first');
@@ -155,7 +160,11 @@ export class StreamGateway {
           commandId: frame.commandId,
           seq: frame.seq,
           status: frame.status,
-          result: { code: frame.code, message: frame.message, ...(frame.data !== undefined ? { data: frame.data } : {}) },
+          result: {
+            code: frame.code,
+            message: frame.message,
+            ...(frame.data !== undefined ? { data: frame.data } : {}),
+          },
         });
         this.send(session, { type: 'result-ack', commandId: frame.commandId });
         return;

@@ -24,14 +24,18 @@ export interface HeraldHandle {
 
 function createEventLog(config: HeraldConfig): EventLog {
   if (config.eventLog.kind !== 'embedded') {
-    throw new Error('KAFKA_BROKERS is set, but the Kafka event log adapter is not available in this build yet; unset it to use embedded storage');
+    throw new Error(
+      'KAFKA_BROKERS is set, but the Kafka event log adapter is not available in this build yet; unset it to use embedded storage',
+    );
   }
   return new SqliteEventLogAdapter({ path: join(config.dataDir, 'log.db'), topicPrefix: config.topicPrefix });
 }
 
 function createProjectionStore(config: HeraldConfig): ProjectionStore {
   if (config.projection.kind !== 'embedded') {
-    throw new Error('OPENSEARCH_URL is set, but the OpenSearch projection adapter is not available in this build yet; unset it to use embedded storage');
+    throw new Error(
+      'OPENSEARCH_URL is set, but the OpenSearch projection adapter is not available in this build yet; unset it to use embedded storage',
+    );
   }
   return new SqliteProjectionStoreAdapter({ path: join(config.dataDir, 'projection.db') });
 }
@@ -85,7 +89,13 @@ export async function startHerald(config: HeraldConfig, logger: Logger): Promise
     await indexer.start();
     stops.push(() => indexer.stop());
 
-    const gateway = new StreamGateway(log, tokens, directory, new CommandBacklog(log, store), logger.child({ component: 'stream' }));
+    const gateway = new StreamGateway(
+      log,
+      tokens,
+      directory,
+      new CommandBacklog(log, store),
+      logger.child({ component: 'stream' }),
+    );
     const feed = new CommandFeed(log, logger.child({ component: 'command-feed' }), (agent, event) =>
       gateway.onCommandEvent(agent, event),
     );

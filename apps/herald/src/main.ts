@@ -16,7 +16,8 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const herald = await startHerald(config, logger);
-  const rel = (p: string): string => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
+  const rel = (p: string): string =>
+    relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.';
   const password = herald.admin.generatedPassword
     ? `generated for you: ${herald.admin.generatedPassword}  (kept in ${rel(herald.admin.passwordFile ?? '')})`
     : herald.admin.passwordFile

@@ -100,7 +100,12 @@ export class IndexerService {
       }
     }
     for (const [id, { view, version }] of views) {
-      writes.push({ index: CommandsIndex.name, id, version, doc: toCommandDoc(view) as unknown as Record<string, unknown> });
+      writes.push({
+        index: CommandsIndex.name,
+        id,
+        version,
+        doc: toCommandDoc(view) as unknown as Record<string, unknown>,
+      });
     }
     await this.store.apply(writes, Object.keys(positions).length ? { name: COMMANDS_WATERMARK, positions } : undefined);
   }

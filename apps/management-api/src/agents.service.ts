@@ -17,7 +17,10 @@ export const registerAgentSchema = z
       .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
     type: z.string().min(1).max(64).default('Endpoint'),
     version: z.string().min(1).max(64).default('unknown'),
-    groups: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,255}$/, 'must be a group name')).max(128).optional(),
+    groups: z
+      .array(z.string().regex(/^[A-Za-z0-9._-]{1,255}$/, 'must be a group name'))
+      .max(128)
+      .optional(),
     host: hostSchema.optional(),
   })
   .strict();

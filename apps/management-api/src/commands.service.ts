@@ -101,7 +101,9 @@ export class CommandsService {
 
     const name = input.action.name;
     if (!isKnownAction(name)) {
-      throw new ValidationError(`action.name "${name}" is not a known action (known: ${Object.keys(ACTION_CATALOG).join(', ')})`);
+      throw new ValidationError(
+        `action.name "${name}" is not a known action (known: ${Object.keys(ACTION_CATALOG).join(', ')})`,
+      );
     }
     const args = parseInput(ACTION_CATALOG[name], input.action.args ?? {}, 'action.args') as Record<string, unknown>;
     const agents = this.resolveTargets(input.targets);
@@ -141,7 +143,9 @@ export class CommandsService {
       else unknown.push(uuid);
     }
     if (unknown.length) {
-      throw new ValidationError(`targets.agents: unknown agent(s): ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`);
+      throw new ValidationError(
+        `targets.agents: unknown agent(s): ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`,
+      );
     }
     if (targets.groups?.length) for (const a of this.directory.inGroups(targets.groups)) result.add(a.uuid);
     if (result.size === 0) throw new ValidationError('targets: no agent matches the targets');
@@ -150,7 +154,10 @@ export class CommandsService {
 
   async get(id: string): Promise<CommandView> {
     if (!uuidSchema.safeParse(id).success) throw new ValidationError('id is not a valid uuid');
-    const stored = await this.store.get<CommandView & { actionName?: string; issuedAt?: string }>(CommandsIndex.name, id);
+    const stored = await this.store.get<CommandView & { actionName?: string; issuedAt?: string }>(
+      CommandsIndex.name,
+      id,
+    );
     if (stored) return stripIndexFields(stored.doc);
     const accepted = this.registry.getCommand(id);
     if (!accepted) throw new NotFoundError(`Command ${id} not found`);
@@ -187,10 +194,14 @@ export class CommandsService {
     };
   }
 
-  async requestSummary(requestId: string): Promise<{ requestId: string; total: number; byStatus: Partial<Record<CommandStatus, number>> }> {
+  async requestSummary(
+    requestId: string,
+  ): Promise<{ requestId: string; total: number; byStatus: Partial<Record<CommandStatus, number>> }> {
     const accepted = this.registry.getRequest(requestId);
     if (!accepted) throw new NotFoundError(`Request ${requestId} not found`);
-    const byStatus = (await this.store.countBy(CommandsIndex.name, 'status', { requestId })) as Partial<Record<CommandStatus, number>>;
+    const byStatus = (await this.store.countBy(CommandsIndex.name, 'status', { requestId })) as Partial<
+      Record<CommandStatus, number>
+    >;
     const indexed = Object.values(byStatus).reduce<number>((a, b) => a + (b ?? 0), 0);
     const total = accepted.commands.length;
     if (indexed < total) byStatus.pending = (byStatus.pending ?? 0) + (total - indexed);

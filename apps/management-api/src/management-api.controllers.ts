@@ -21,7 +21,8 @@ export class SecurityController {
   @HttpCode(200)
   async authenticate(@Headers('authorization') authorization?: string): Promise<{ data: { token: string } }> {
     const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
-    if (!match?.[1]) throw new UnauthorizedError('Basic credentials required (Authorization: Basic base64(user:password))');
+    if (!match?.[1])
+      throw new UnauthorizedError('Basic credentials required (Authorization: Basic base64(user:password))');
     const decoded = Buffer.from(match[1], 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 1) throw new UnauthorizedError('Malformed Basic credentials');
@@ -82,7 +83,10 @@ export class CommandsController {
   @Post('requests/:requestId/cancel')
   @HttpCode(202)
   @RequireRoles('administrator', 'operator')
-  cancelRequest(@Param('requestId') requestId: string, @Req() req: Request): ReturnType<CommandsService['cancelRequest']> {
+  cancelRequest(
+    @Param('requestId') requestId: string,
+    @Req() req: Request,
+  ): ReturnType<CommandsService['cancelRequest']> {
     return this.commands.cancelRequest(requestId, principal(req).user);
   }
 }

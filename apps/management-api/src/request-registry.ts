@@ -1,9 +1,4 @@
-import {
-  commandRequestSchemas,
-  EnvelopeParseError,
-  parseEnvelope,
-  Topics,
-} from '@herald/contracts';
+import { commandRequestSchemas, EnvelopeParseError, parseEnvelope, Topics } from '@herald/contracts';
 import { deadLetter, type EventLog, type Subscription } from '@herald/event-log';
 import type { Logger } from 'pino';
 

@@ -112,7 +112,10 @@ export class OrchestratorService {
     }
     for (const [agent, events] of perAgent) this.setState(agent, compact(fold(events, agent)));
     this.stale = false;
-    this.logger.info({ agents: perAgent.size, events: count, ms: Date.now() - started }, 'orchestrator state rebuilt from the commands log');
+    this.logger.info(
+      { agents: perAgent.size, events: count, ms: Date.now() - started },
+      'orchestrator state rebuilt from the commands log',
+    );
   }
 
   private async handle(records: StoredRecord[]): Promise<{ append: AppendRecord[] }> {
@@ -151,7 +154,10 @@ export class OrchestratorService {
     else this.deadlines.delete(agentUuid);
   }
 
-  private async toInput(record: StoredRecord, now: Date): Promise<{ agentUuid: string; input: LifecycleInput } | undefined> {
+  private async toInput(
+    record: StoredRecord,
+    now: Date,
+  ): Promise<{ agentUuid: string; input: LifecycleInput } | undefined> {
     try {
       if (record.topic === Topics.commandRequests) {
         const env = parseEnvelope(record.value, commandRequestSchemas);
@@ -173,7 +179,10 @@ export class OrchestratorService {
       }
     } catch (e) {
       if (!(e instanceof EnvelopeParseError)) throw e;
-      this.logger.warn({ reason: e.reason, topic: record.topic, offset: record.offset }, 'unparseable record dead-lettered');
+      this.logger.warn(
+        { reason: e.reason, topic: record.topic, offset: record.offset },
+        'unparseable record dead-lettered',
+      );
       await deadLetter(this.log, record, e.reason, 'orchestrator');
     }
     return undefined;

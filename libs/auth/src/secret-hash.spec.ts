@@ -22,9 +22,16 @@ describe('TokenService', () => {
 
   it('signs RS256 agent tokens with the documented claims', () => {
     const { token } = tokens.signAgent('018f3b8e-4b7a-7c1d-9e2f-0123456789ab');
-    const [header, payload] = token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>);
+    const [header, payload] = token
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>);
     expect(header).toMatchObject({ alg: 'RS256' });
-    expect(payload).toMatchObject({ iss: 'herald', aud: 'Wazuh Communications API', uuid: '018f3b8e-4b7a-7c1d-9e2f-0123456789ab' });
+    expect(payload).toMatchObject({
+      iss: 'herald',
+      aud: 'Wazuh Communications API',
+      uuid: '018f3b8e-4b7a-7c1d-9e2f-0123456789ab',
+    });
     expect(Number(payload?.['exp']) - Number(payload?.['iat'])).toBe(900);
     expect(tokens.verifyAgent(token).uuid).toBe('018f3b8e-4b7a-7c1d-9e2f-0123456789ab');
   });

@@ -5,9 +5,9 @@ import { ValidationError } from './herald.errors';
  * Parses untrusted input with a schema; a failure is a 400 naming every bad field. `what` names
  * the input (`body`, `query`) or, for a nested part such as `action.args`, prefixes field paths.
  */
-export function parseInput<S extends z.ZodTypeAny>(schema: S, input: unknown, what = 'body'): z.infer<S> {
+export function parseInput<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input: unknown, what = 'body'): T {
   const prefix = what === 'body' || what === 'query' ? '' : `${what}.`;
-  const result: z.SafeParseReturnType<unknown, z.infer<S>> = schema.safeParse(input);
+  const result = schema.safeParse(input);
   if (result.success) return result.data;
   const message = result.error.issues
     .map((i) => {

@@ -80,7 +80,10 @@ export class HeraldProcess {
       async () => {
         if (child.exitCode !== null) throw new Error(`herald exited with ${child.exitCode}:\n${this.output}`);
         if (!this.output.includes('Herald is running')) return false;
-        const res = await httpsRequest(`${this.managementUrl}/security/user/authenticate`, { method: 'POST', ca: this.ca });
+        const res = await httpsRequest(`${this.managementUrl}/security/user/authenticate`, {
+          method: 'POST',
+          ca: this.ca,
+        });
         return res.status === 401;
       },
       { timeoutMs: 60000, what: 'herald to start' },

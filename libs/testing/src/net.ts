@@ -29,7 +29,11 @@ export function httpsRequest(
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const body =
-      options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+      options.body === undefined
+        ? undefined
+        : typeof options.body === 'string'
+          ? options.body
+          : JSON.stringify(options.body);
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
       headers['content-type'] = 'application/json';

@@ -77,8 +77,11 @@ async function getJson(path: string): Promise<Record<string, unknown>> {
   return body;
 }
 
+// The default `refresh: 'wait_for'`, with a short refresh interval: every apply waits for the next
+// scheduled refresh, and the suite applies sequentially a few hundred times. The tests below use
+// OpenSearch's default interval (1 s).
 describeProjectionStoreContract('OpenSearch', {
-  create: (prefix) => Promise.resolve<ProjectionStore>(newStore(prefix)),
+  create: (prefix) => Promise.resolve<ProjectionStore>(newStore(prefix, { refreshInterval: '100ms' })),
 });
 
 const COMMANDS: IndexDefinition = {

@@ -78,6 +78,11 @@ export interface OpenSearchProjectionStoreOptions {
   refresh?: 'wait_for' | true;
   /** Replicas of every index this store creates; default 0 (a single node). Always 1 shard. */
   replicas?: number;
+  /**
+   * `index.refresh_interval` of the indices this store creates (e.g. `200ms`); default
+   * OpenSearch's (1 s). With `refresh: 'wait_for'` it bounds how long `apply` waits.
+   */
+  refreshInterval?: string;
   /** Further client options (authentication, TLS, timeouts); `node` above wins. */
   clientOptions?: Omit<ClientOptions, 'node' | 'nodes'>;
 }
@@ -161,6 +166,7 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
   private readonly prefix: string;
   private readonly refresh: 'wait_for' | 'true';
   private readonly replicas: number;
+  private readonly refreshInterval: string | undefined;
   private readonly watermarkIndex: string;
   private readonly indices = new Map<string, IndexState>();
   private watermarkIndexReady = false;
@@ -183,6 +189,7 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
     if (!Number.isSafeInteger(this.replicas) || this.replicas < 0) {
       throw new RangeError(`replicas must be a non-negative integer, got ${String(options.replicas)}`);
     }
+    this.refreshInterval = options.refreshInterval;
     this.watermarkIndex = `${this.prefix}${WATERMARK_INDEX}`;
     this.client = new Client({
       ...options.clientOptions,
@@ -336,7 +343,11 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
         const state = await this.readIndex(name);
         if (state) await this.replaceWithEmptyIndex(state);
       }
-      await this.send('POST', `/${encodeURIComponent(this.watermarkIndex)}/_delete_by_query`, {
+      // Watermarks are written without a refresh (they are read by realtime GET); delete_by_query
+      // searches, so refresh first to let it see every one.
+      const watermarks = encodeURIComponent(this.watermarkIndex);
+      await this.send('POST', `/${watermarks}/_refresh`, { ignore: [404] });
+      await this.send('POST', `/${watermarks}/_delete_by_query`, {
         body: { query: { match_all: {} } },
         query: { refresh: true, conflicts: 'proceed' },
         ignore: [404],
@@ -420,6 +431,7 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
         throw new OpenSearchRequestError('create index', created.status, errorReason(created.body));
       }
       // Created concurrently by another store: merge into that one.
+      await this.waitForPrimary(concrete);
       state = await this.readIndex(name);
       if (!state) {
         throw new OpenSearchRequestError(
@@ -460,10 +472,28 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
     this.indices.set(name, state);
   }
 
+  private indexSettings(): Json {
+    return {
+      number_of_shards: 1,
+      number_of_replicas: this.replicas,
+      ...(this.refreshInterval !== undefined ? { refresh_interval: this.refreshInterval } : {}),
+    };
+  }
+
+  /**
+   * Waits until the primary shard of an index that another store has just created is active
+   * (its own create request waited for that; this one only learnt that the index exists).
+   */
+  private async waitForPrimary(index: string): Promise<void> {
+    await this.send('GET', `/_cluster/health/${encodeURIComponent(index)}`, {
+      query: { wait_for_status: 'yellow', timeout: '30s' },
+    });
+  }
+
   private indexBody(fields: Iterable<[string, FieldType]>, alias?: string): Json {
     return {
       settings: {
-        index: { number_of_shards: 1, number_of_replicas: this.replicas, max_result_window: MAX_QUERY_LIMIT + 1 },
+        index: { ...this.indexSettings(), max_result_window: MAX_QUERY_LIMIT + 1 },
       },
       mappings: {
         dynamic: false,
@@ -655,13 +685,16 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
     if (this.watermarkIndexReady) return;
     const created = await this.send('PUT', `/${encodeURIComponent(this.watermarkIndex)}`, {
       body: {
-        settings: { index: { number_of_shards: 1, number_of_replicas: this.replicas } },
+        settings: { index: this.indexSettings() },
         mappings: { dynamic: false, _meta: STORE_MARKER, properties: { name: { type: 'keyword' } } },
       },
       ignore: [400],
     });
-    if (created.status >= 300 && errorType(created.body) !== 'resource_already_exists_exception') {
-      throw new OpenSearchRequestError('create watermark index', created.status, errorReason(created.body));
+    if (created.status >= 300) {
+      if (errorType(created.body) !== 'resource_already_exists_exception') {
+        throw new OpenSearchRequestError('create watermark index', created.status, errorReason(created.body));
+      }
+      await this.waitForPrimary(this.watermarkIndex);
     }
     this.watermarkIndexReady = true;
   }
