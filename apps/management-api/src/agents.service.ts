@@ -32,8 +32,7 @@ export class AgentsService {
   async register(body: unknown, registeredBy: string): Promise<{ id: string }> {
     const input = parseInput(registerAgentSchema, body);
     const uuid = input.id.toLowerCase();
-    if (this.directory.has(uuid)) throw new ConflictError(`Agent ${uuid} already exists`);
-    await this.directory.register({
+    const registered = await this.directory.register({
       uuid,
       name: input.name,
       keyHash: await hashSecret(input.key),
@@ -44,6 +43,7 @@ export class AgentsService {
       registeredAt: new Date().toISOString(),
       registeredBy,
     });
+    if (!registered) throw new ConflictError(`Agent ${uuid} already exists`);
     return { id: uuid };
   }
 }

@@ -22,6 +22,16 @@ import { deadLetter, type AppendRecord, type EventLog, type StoredRecord, type S
 import type { Logger } from 'pino';
 
 export const ORCHESTRATOR_GROUP = 'orchestrator';
+
+const FINISHING: ReadonlySet<CommandEvent['type']> = new Set([
+  'CommandSucceeded',
+  'CommandFailed',
+  'CommandTimedOut',
+  'CommandRejected',
+  'CommandExpired',
+  'CommandCancelled',
+]);
+const isFinishing = (event: CommandEvent): boolean => FINISHING.has(event.type);
 const READ_PAGE = 5000;
 
 export interface OrchestratorOptions {
@@ -137,7 +147,9 @@ export class OrchestratorService {
     const state = this.states.get(agentUuid) ?? initialState(agentUuid);
     const events = decide(state, input, this.lifecycle);
     if (events.length === 0) return;
-    this.setState(agentUuid, fold(events, state));
+    const next = fold(events, state);
+    // Finished commands shrink to {status, seq}: enough for every later decision.
+    this.setState(agentUuid, events.some(isFinishing) ? compact(next) : next);
     for (const event of events) {
       out.push({
         topic: Topics.commands,

@@ -21,6 +21,7 @@ export class AgentDirectory {
   private readonly agents = new Map<string, AgentRecord>();
   private subscription?: Subscription;
   private readonly waiters: { uuid: string; resolve: () => void }[] = [];
+  private readonly registering = new Set<string>();
 
   constructor(
     private readonly log: EventLog,
@@ -77,8 +78,22 @@ export class AgentDirectory {
     return this.agents.size;
   }
 
-  /** Appends AgentRegistered and resolves when this directory has applied it. */
-  async register(record: AgentRecord): Promise<void> {
+  /**
+   * Appends AgentRegistered and resolves when this directory has applied it. Returns false
+   * (and writes nothing) when the agent exists or is being registered by a concurrent call.
+   */
+  async register(record: AgentRecord): Promise<boolean> {
+    if (this.agents.has(record.uuid) || this.registering.has(record.uuid)) return false;
+    this.registering.add(record.uuid);
+    try {
+      await this.append(record);
+      return true;
+    } finally {
+      this.registering.delete(record.uuid);
+    }
+  }
+
+  private async append(record: AgentRecord): Promise<void> {
     const applied = new Promise<void>((resolve) => this.waiters.push({ uuid: record.uuid, resolve }));
     await this.log.append([
       {

@@ -483,11 +483,16 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
   /**
    * Waits until the primary shard of an index that another store has just created is active
    * (its own create request waited for that; this one only learnt that the index exists).
+   * Not `wait_for_status=yellow`: a new index whose primary is still initializing counts as yellow.
    */
   private async waitForPrimary(index: string): Promise<void> {
-    await this.send('GET', `/_cluster/health/${encodeURIComponent(index)}`, {
-      query: { wait_for_status: 'yellow', timeout: '30s' },
+    const health = await this.send('GET', `/_cluster/health/${encodeURIComponent(index)}`, {
+      query: { wait_for_active_shards: 1, timeout: '30s' },
+      ignore: [408],
     });
+    if (health.status === 408) {
+      throw new OpenSearchRequestError('wait for index', 408, `the primary shard of ${index} is not active after 30 s`);
+    }
   }
 
   private indexBody(fields: Iterable<[string, FieldType]>, alias?: string): Json {
