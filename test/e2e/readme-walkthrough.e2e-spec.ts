@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeraldProcess, REPO_ROOT } from '@herald/testing';
@@ -32,11 +32,24 @@ describe('README walkthrough', () => {
       HERALD_AGENT_DATA_DIR: join(work, 'agent'),
     };
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn('bash', ['-c', script], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Its own process group, so that nothing it started can outlive the test.
+      const child = spawn('bash', ['-c', script], {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      child.on('close', (c) => resolve({ code: c, output }));
+      child.on('exit', (c) => {
+        try {
+          process.kill(-(child.pid ?? 0), 'SIGKILL');
+        } catch {
+          // the group is already gone
+        }
+        resolve({ code: c, output });
+      });
     });
     if (code !== 0) throw new Error(`walkthrough exited ${code}:\n${output}\n--- server ---\n${herald.output}`);
     const json = output.slice(output.lastIndexOf('{\n  "id"'));
@@ -45,5 +58,9 @@ describe('README walkthrough', () => {
     const timestamps = view['timestamps'] as Record<string, string>;
     for (const t of ['issued', 'sent', 'inProgress', 'finished']) expect(Date.parse(timestamps[t] ?? '')).not.toBeNaN();
     expect(output).toMatch(/^agent: [0-9a-f-]{36}$/m);
+    // Step 5 stopped the agent: its supervisor removed its pid file on the way out.
+    expect(output).toMatch(/^stopped agent \(pid \d+\)$/m);
+    expect(existsSync(join(work, 'agent', 'supervisor.pid'))).toBe(false);
+    expect(readFileSync(join(work, 'agent', 'agent.log'), 'utf8')).toMatch(/command #1 get-config -> success/);
   });
 });

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uuidv7 } from '@herald/contracts';
@@ -128,6 +129,31 @@ describe('herald-agent CLI', () => {
     );
     expect(text).toMatch(/#2 set-group \S+ received/);
     expect(text).not.toContain('SECRET');
+  });
+
+  it('stop: nothing running, a stale pid file, and a live supervisor that exits on SIGTERM', async () => {
+    expect(await cli(['stop', '--data-dir', dir])).toBe(EXIT_OK);
+    expect(out.join('\n')).toContain('no agent is running');
+
+    const stale = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => stale.once('exit', r));
+    writeFileSync(join(dir, 'supervisor.pid'), `${stale.pid ?? 0}\n`);
+    out = [];
+    expect(await cli(['stop', '--data-dir', dir])).toBe(EXIT_OK);
+    expect(out.join('\n')).toContain('removed a stale supervisor.pid');
+    expect(existsSync(join(dir, 'supervisor.pid'))).toBe(false);
+
+    const live = spawn(process.execPath, [
+      '-e',
+      "process.on('SIGTERM', () => process.exit(0)); console.log('ready'); setInterval(() => {}, 1000)",
+    ]);
+    await new Promise((r) => live.stdout.once('data', r)); // its SIGTERM handler is installed
+    writeFileSync(join(dir, 'supervisor.pid'), `${live.pid ?? 0}\n`);
+    const exited = new Promise<number | null>((r) => live.once('exit', (code) => r(code)));
+    out = [];
+    expect(await cli(['stop', '--data-dir', dir])).toBe(EXIT_OK);
+    expect(out.join('\n')).toContain(`stopped agent (pid ${live.pid ?? 0})`);
+    expect(await exited).toBe(0);
   });
 
   it('run refuses an unenrolled data directory before starting anything', async () => {

@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
-import { resolve } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Agent, AgentConfigError, type AgentLogger } from './agent';
 import { CommandStore, type StoredCommand } from './command-store';
 import {
@@ -45,6 +46,7 @@ Commands:
   enroll   register this agent with the management API and save its identity
   run      connect to the comms API and execute commands (restarts itself on a restart command)
   status   print the identity, lastExecutedSeq and the stored commands
+  stop     stop the agent that "run" started for this data directory
 
 Run "herald-agent <command> --help" for the options of a command.`;
 
@@ -79,9 +81,15 @@ ${TLS_HELP}`,
 Prints the identity (never the key), lastExecutedSeq and the commands stored locally.
 
 ${COMMON_HELP}`,
+  stop: `Usage: herald-agent stop [options]
+
+Stops the agent that "herald-agent run" started for this data directory (SIGTERM to its
+supervisor, which stops the worker after the running command is recorded) and waits for it.
+
+${COMMON_HELP}`,
 };
 
-type CommandName = 'enroll' | 'run' | 'status';
+type CommandName = 'enroll' | 'run' | 'status' | 'stop';
 
 const OPTIONS: Record<CommandName, { values: readonly string[]; flags: readonly string[] }> = {
   enroll: {
@@ -90,7 +98,11 @@ const OPTIONS: Record<CommandName, { values: readonly string[]; flags: readonly 
   },
   run: { values: ['comms', 'data-dir', 'ca'], flags: ['insecure', 'worker', 'help'] },
   status: { values: ['data-dir'], flags: ['help'] },
+  stop: { values: ['data-dir'], flags: ['help'] },
 };
+
+/** File in the data directory holding the pid of the running supervisor (`run`). */
+export const SUPERVISOR_PID_FILE = 'supervisor.pid';
 
 export class UsageError extends Error {
   constructor(
@@ -113,7 +125,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs | 'help' {
   const [first, ...rest] = argv;
   if (first === undefined) throw new UsageError('missing command');
   if (first === '--help' || first === '-h' || first === 'help') return 'help';
-  if (first !== 'enroll' && first !== 'run' && first !== 'status') {
+  if (first !== 'enroll' && first !== 'run' && first !== 'status' && first !== 'stop') {
     throw new UsageError(first.startsWith('-') ? `unknown option ${first}` : `unknown command ${first}`);
   }
   const command: CommandName = first;
@@ -167,6 +179,8 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         return await enrollCommand(parsed, context);
       case 'status':
         return statusCommand(parsed, context);
+      case 'stop':
+        return await stopCommand(parsed, context);
       case 'run':
         return parsed.flags.has('worker') ? await workerCommand(parsed, context) : await supervise(argv, context);
     }
@@ -330,6 +344,8 @@ async function supervise(argv: readonly string[], context: CliContext): Promise<
   const onSigterm = (): void => forward('SIGTERM');
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
+  const pidFile = join(dataDir, SUPERVISOR_PID_FILE);
+  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
   try {
     for (;;) {
       const worker = fork(entry, [...argv, '--worker'], { stdio: 'inherit' });
@@ -352,6 +368,45 @@ async function supervise(argv: readonly string[], context: CliContext): Promise<
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
+    rmSync(pidFile, { force: true });
+  }
+}
+
+/** `stop`: SIGTERM to the supervisor recorded in the data directory, then wait for it to exit. */
+async function stopCommand(args: ParsedArgs, { env, io }: CliContext): Promise<number> {
+  const dataDir = dataDirOf(args, env);
+  const pidFile = join(dataDir, SUPERVISOR_PID_FILE);
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+  } catch {
+    io.out(`no agent is running for ${dataDir}`);
+    return EXIT_OK;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 0 || !isAlive(pid)) {
+    rmSync(pidFile, { force: true });
+    io.out(`no agent is running for ${dataDir} (removed a stale ${SUPERVISOR_PID_FILE})`);
+    return EXIT_OK;
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 30_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      io.err(`herald-agent: agent ${pid} did not stop within 30 s`);
+      return EXIT_FAILURE;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  io.out(`stopped agent (pid ${pid})`);
+  return EXIT_OK;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

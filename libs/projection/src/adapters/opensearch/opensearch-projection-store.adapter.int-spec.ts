@@ -53,13 +53,8 @@ afterAll(async () => {
       ? body.flatMap((row: unknown) => (isRecord(row) && typeof row.index === 'string' ? [row.index] : []))
       : [];
     for (let i = 0; i < names.length; i += 20) {
-      await admin.transport.request({
-        method: 'DELETE',
-        path: `/${names
-          .slice(i, i + 20)
-          .map(encodeURIComponent)
-          .join(',')}`,
-      });
+      const batch = names.slice(i, i + 20).map((name) => encodeURIComponent(name));
+      await admin.transport.request({ method: 'DELETE', path: `/${batch.join(',')}` });
     }
     await admin.close();
   }
@@ -289,6 +284,51 @@ describe('OpenSearchProjectionStoreAdapter', () => {
     expect(await store.count('commands', { urgent: false, issuedAt: { gt: 0 } })).toBe(1);
     await store.reset(['commands']);
     expect(await other.count('commands')).toBe(0);
+  });
+
+  it('pages through long, date and boolean sorts with missing values last in both directions', async () => {
+    // OpenSearch reports a missing sort value as the type's extreme (±2^63-1, ±2^31-1 for
+    // booleans); the cursor stores null and search_after gets the extreme back.
+    const store = newStore('missing.', { refresh: true });
+    await store.ensureIndices([COMMANDS]);
+    const docs = range(23).map((n) => {
+      const doc = commandDoc(n);
+      if (n % 3 === 0) delete doc['seq'];
+      if (n % 4 === 0) delete doc['issuedAt'];
+      if (n % 5 === 0) delete doc['urgent'];
+      return { index: 'commands', id: `cmd-${String(n).padStart(2, '0')}`, version: 1, doc };
+    });
+    await store.apply(docs);
+
+    const value = (doc: Record<string, unknown>, field: string): number | undefined => {
+      const raw = doc[field];
+      if (typeof raw === 'boolean') return raw ? 1 : 0;
+      if (typeof raw === 'string') return Date.parse(raw);
+      return typeof raw === 'number' ? raw : undefined;
+    };
+    for (const sort of [['seq'], ['-seq'], ['issuedAt'], ['-issuedAt'], ['urgent', '-seq'], ['-urgent', 'issuedAt']]) {
+      const keys = sort.map((s) => ({ field: s.replace(/^-/, ''), descending: s.startsWith('-') }));
+      const expected = [...docs]
+        .sort((a, b) => {
+          for (const key of keys) {
+            const [x, y] = [value(a.doc, key.field), value(b.doc, key.field)];
+            if (x === y) continue;
+            if (x === undefined) return 1;
+            if (y === undefined) return -1;
+            return (x < y ? -1 : 1) * (key.descending ? -1 : 1);
+          }
+          return a.id < b.id ? -1 : 1;
+        })
+        .map((d) => d.id);
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.query('commands', { sort, limit: 2, ...(cursor !== undefined ? { cursor } : {}) });
+        ids.push(...page.items.map((item) => item.id));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      expect({ sort, ids }).toEqual({ sort, ids: expected });
+    }
   });
 
   it('reports an unreachable node with its URL (without credentials)', async () => {

@@ -108,7 +108,8 @@ type Json = Record<string, unknown>;
 type FilterValue = string | number | boolean;
 
 interface SendOptions {
-  body?: Json;
+  /** An object, or JSON text. */
+  body?: Json | string;
   /** Newline-delimited JSON, for `_bulk`. */
   ndjson?: string;
   query?: Record<string, string | number | boolean>;
@@ -124,12 +125,13 @@ interface Sent {
 /** `~` never occurs in index names or prefixes: aliases, their indices and the meta index cannot collide. */
 const GENERATION_SEPARATOR = '~';
 const WATERMARK_INDEX = '~watermarks';
-/** OpenSearch's limit on index names, less room for `~<generation>`. */
-const MAX_ALIAS_LENGTH = 255 - 24;
+/** OpenSearch's limit on index names (bytes; ours are ASCII), and the same less room for `~<generation>`. */
+const MAX_INDEX_LENGTH = 255;
+const MAX_ALIAS_LENGTH = MAX_INDEX_LENGTH - 24;
 const RANGE_OPERATORS: ReadonlySet<string> = new Set(['gt', 'gte', 'lt', 'lte']);
-/** What OpenSearch puts in `sort` for a missing value with `missing: _last` (see sortValueToCursor). */
+/** What OpenSearch puts in `sort` for a missing value with `missing: _last`, as JSON (see cursorValue). */
 const MISSING_LONG = { asc: '9223372036854775807', desc: '-9223372036854775808' } as const;
-const MISSING_BOOLEAN = { asc: 2_147_483_647, desc: -2_147_483_648 } as const;
+const MISSING_BOOLEAN = { asc: '2147483647', desc: '-2147483648' } as const;
 /** Bulk requests stay far below `http.max_content_length` (100 MB by default). */
 const BULK_CHUNK_BYTES = 8 * 1024 * 1024;
 /** Retries of bulk items refused with 429 (write queue full); safe thanks to external versions. */
@@ -191,6 +193,12 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
     }
     this.refreshInterval = options.refreshInterval;
     this.watermarkIndex = `${this.prefix}${WATERMARK_INDEX}`;
+    if (this.watermarkIndex.length > MAX_INDEX_LENGTH) {
+      throw new InvalidIndexNameError(
+        this.prefix,
+        `the index prefix is longer than ${MAX_INDEX_LENGTH - WATERMARK_INDEX.length} characters`,
+      );
+    }
     this.client = new Client({
       ...options.clientOptions,
       node: options.node,
@@ -216,10 +224,8 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
         }
         wanted.set(definition.name, fields);
       }
-      for (const [name, fields] of wanted) {
-        assertNoPathClash(name, new Map(), fields);
-        await this.ensureIndex(name, fields);
-      }
+      for (const [name, fields] of wanted) assertNoPathClash(name, new Map(), fields);
+      for (const [name, fields] of wanted) await this.ensureIndex(name, fields);
     });
   }
 
@@ -268,12 +274,14 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
         version: true,
         track_total_hits: false,
       };
+      let request: Json | string = body;
       if (options.cursor !== undefined) {
-        body.search_after = decodeCursor(options.cursor, spec, sort).map((value, i) =>
-          searchAfterValue(sort[i], value),
-        );
+        // Written as JSON text: a missing long or date sorts as ±2^63-1, which a JS number cannot
+        // hold (and OpenSearch parses a string for a date field with the date format, which fails).
+        const after = decodeCursor(options.cursor, spec, sort).map((value, i) => searchAfterJson(sort[i], value));
+        request = `${JSON.stringify(body).slice(0, -1)},"search_after":[${after.join(',')}]}`;
       }
-      const hits = searchHits('query', (await this.post(state, '_search', body)).body);
+      const hits = searchHits('query', (await this.post(state, '_search', request)).body);
       const hasMore = hits.length > limit;
       const pageHits = hasMore ? hits.slice(0, limit) : hits;
       const page: QueryPage<T> = {
@@ -710,6 +718,11 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
     const path = this.watermarkPath(name);
     for (let attempt = 1; ; attempt++) {
       const current = await this.send('GET', path, { ignore: [404] });
+      if (errorType(current.body) === 'index_not_found_exception') {
+        // Deleted behind our back: recreate it (a write would auto-create it without a mapping).
+        this.watermarkIndexReady = false;
+        await this.ensureWatermarkIndex();
+      }
       const found = foundDocument('store watermark', current.body);
       const merged = found ? storedPositions(found.source) : new Map<string, number>();
       let changed = found === undefined;
@@ -773,10 +786,11 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
       if (condition === undefined || condition === null) {
         throw new InvalidFilterError(state.name, field, 'the condition is missing (undefined or null)');
       } else if (Array.isArray(condition)) {
-        clauses.push(condition.length === 0 ? { match_none: {} } : { terms: { [path]: condition.map(value) } });
+        const values = condition.map(value).filter((v) => !beyondLong(type, v));
+        clauses.push(values.length === 0 ? { match_none: {} } : { terms: { [path]: values } });
       } else if (typeof condition === 'object') {
         const bounds = Object.entries(condition);
-        if (bounds.length === 0) clauses.push({ exists: { field: path } });
+        let exists = bounds.length === 0;
         const range: Record<string, FilterValue> = {};
         for (const [operator, bound] of bounds) {
           if (!RANGE_OPERATORS.has(operator)) {
@@ -786,11 +800,21 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
               `unknown range operator "${operator}" (use gt, gte, lt, lte)`,
             );
           }
-          if (bound !== undefined) range[operator] = value(bound);
+          if (bound === undefined) continue;
+          const limit = value(bound);
+          if (!beyondLong(type, limit)) {
+            range[operator] = limit;
+          } else if ((operator === 'gt' || operator === 'gte') === limit > 0) {
+            clauses.push({ match_none: {} }); // e.g. gt 1e20: no long is greater
+          } else {
+            exists = true; // e.g. lt 1e20: every value is less
+          }
         }
         if (Object.keys(range).length > 0) clauses.push({ range: { [path]: range } });
+        else if (exists) clauses.push({ exists: { field: path } });
       } else {
-        clauses.push({ term: { [path]: value(condition) } });
+        const term = value(condition);
+        clauses.push(beyondLong(type, term) ? { match_none: {} } : { term: { [path]: term } });
       }
     }
     return clauses.length === 0 ? { match_all: {} } : { bool: { filter: clauses } };
@@ -855,7 +879,7 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
   }
 
   /** POST `<alias>/<endpoint>`; a missing index is `IndexNotFoundError` (and leaves the cache). */
-  private async post(state: IndexState, endpoint: '_search' | '_count', body: Json): Promise<Sent> {
+  private async post(state: IndexState, endpoint: '_search' | '_count', body: Json | string): Promise<Sent> {
     const response = await this.send('POST', `/${encodeURIComponent(state.alias)}/${endpoint}`, {
       body,
       ignore: [404],
@@ -909,6 +933,14 @@ function storedPositions(source: Record<string, unknown>): Map<string, number> {
     }
   }
   return positions;
+}
+
+/**
+ * A number no long (or epoch-millisecond date) can reach: OpenSearch refuses it in a query, the
+ * embedded adapter simply compares; the filter clause is decided without asking OpenSearch.
+ */
+function beyondLong(type: KeyType, value: FilterValue): value is number {
+  return (type === 'long' || type === 'date') && typeof value === 'number' && (value >= 2 ** 63 || value < -(2 ** 63));
 }
 
 /** A filter value in the form OpenSearch compares with the field's indexed values. */
@@ -969,13 +1001,13 @@ function cursorValue(key: SortKey, value: unknown): CursorValue {
   );
 }
 
-/** A cursor value as `search_after` needs it (the inverse of cursorValue). */
-function searchAfterValue(key: SortKey | undefined, value: CursorValue): CursorValue {
-  if (value !== null || key === undefined) return value;
+/** A cursor value as JSON for `search_after` (the inverse of cursorValue). */
+function searchAfterJson(key: SortKey | undefined, value: CursorValue): string {
+  if (value !== null || key === undefined) return JSON.stringify(value);
   switch (key.type) {
     case 'id':
     case 'keyword':
-      return null;
+      return 'null';
     case 'long':
     case 'date':
       return MISSING_LONG[direction(key)];

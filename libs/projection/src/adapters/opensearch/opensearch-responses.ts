@@ -43,8 +43,10 @@ export function errorReason(body: unknown): string {
   if (!isPlainObject(error)) return typeof body === 'string' ? body : (JSON.stringify(body) ?? 'no details');
   const type = typeof error.type === 'string' ? error.type : 'error';
   const reason = typeof error.reason === 'string' ? error.reason : JSON.stringify(error);
-  const cause = isPlainObject(error.caused_by) ? ` (caused by ${errorReason(error.caused_by)})` : '';
-  return `${type}: ${reason}${cause}`;
+  // A search failure says `all shards failed`; what failed is in root_cause (or caused_by).
+  const root: unknown = Array.isArray(error.root_cause) ? error.root_cause[0] : undefined;
+  const cause = isPlainObject(root) && (root.type !== type || root.reason !== reason) ? root : error.caused_by;
+  return `${type}: ${reason}${isPlainObject(cause) ? ` (caused by ${errorReason(cause)})` : ''}`;
 }
 
 export function searchHits(operation: string, body: unknown): Hit[] {
