@@ -102,10 +102,17 @@ describe('a server killed with SIGKILL between accepting a command and deliverin
     expect(third.status).toBe(202);
     await expectEventually(() => executed.length >= 3, { timeoutMs: 30000, what: 'the third command to run' });
     expect(executed.map((e) => e.seq)).toEqual([1, 2, 3]);
-    const list = await httpsRequest(`${herald.managementUrl}/commands?agent=${identity.uuid}`, {
-      ca: herald.ca,
-      headers: { authorization: `Bearer ${lastToken}` },
+    // The projection is eventually consistent: wait until it shows all three, then check them.
+    await expectEventually(async () => {
+      const list = await httpsRequest(`${herald.managementUrl}/commands?agent=${identity.uuid}`, {
+        ca: herald.ca,
+        headers: { authorization: `Bearer ${lastToken}` },
+      });
+      expect((list.json as { items: View[] }).items.map((v) => [v.seq, v.status])).toEqual([
+        [1, 'success'],
+        [2, 'success'],
+        [3, 'success'],
+      ]);
     });
-    expect((list.json as { items: View[] }).items.map((v) => v.seq)).toEqual([1, 2, 3]);
   });
 });

@@ -4,21 +4,27 @@ import type { INestApplication } from '@nestjs/common';
 import { AgentDirectory } from '@herald/agents';
 import { OperatorDirectory, TokenService, type AdminBootstrap } from '@herald/auth';
 import { CommandBacklog, CommandFeed, CommsApiModule, StreamGateway } from '@herald/comms-api';
-import type { HeraldConfig } from '@herald/config';
+import type { HeraldComponent, HeraldConfig } from '@herald/config';
 import { ALL_TOPICS, Topics } from '@herald/contracts';
 import { SqliteEventLogAdapter, type EventLog } from '@herald/event-log';
 import { IndexerService } from '@herald/indexer';
 import { ManagementApiModule, RequestRegistry } from '@herald/management-api';
 import { OrchestratorService } from '@herald/orchestrator';
-import { createHttpApp, ensureTlsMaterial, type Logger } from '@herald/platform';
-import { SqliteProjectionStoreAdapter, type ProjectionStore } from '@herald/projection';
+import { createHttpApp, ensureTlsMaterial, type Logger, type TlsMaterial } from '@herald/platform';
+import {
+  OpenSearchProjectionStoreAdapter,
+  SqliteProjectionStoreAdapter,
+  type ProjectionStore,
+} from '@herald/projection';
 
 export interface HeraldHandle {
-  managementUrl: string;
-  commsUrl: string;
-  certFile: string;
-  admin: AdminBootstrap;
+  components: HeraldComponent[];
+  managementUrl?: string;
+  commsUrl?: string;
+  certFile?: string;
+  admin?: AdminBootstrap;
   dataDir: string;
+  storage: string;
   stop(): Promise<void>;
 }
 
@@ -28,26 +34,29 @@ function createEventLog(config: HeraldConfig): EventLog {
       'KAFKA_BROKERS is set, but the Kafka event log adapter is not available in this build yet; unset it to use embedded storage',
     );
   }
-  return new SqliteEventLogAdapter({ path: join(config.dataDir, 'log.db'), topicPrefix: config.topicPrefix });
+  return new SqliteEventLogAdapter({
+    path: join(config.dataDir, 'log.db'),
+    topicPrefix: config.topicPrefix,
+    defaultPartitions: config.partitions,
+  });
 }
 
 function createProjectionStore(config: HeraldConfig): ProjectionStore {
-  if (config.projection.kind !== 'embedded') {
-    throw new Error(
-      'OPENSEARCH_URL is set, but the OpenSearch projection adapter is not available in this build yet; unset it to use embedded storage',
-    );
+  if (config.projection.kind === 'opensearch') {
+    return new OpenSearchProjectionStoreAdapter({ node: config.projection.url, indexPrefix: config.topicPrefix });
   }
   return new SqliteProjectionStoreAdapter({ path: join(config.dataDir, 'projection.db') });
 }
 
 /**
- * The whole system in one process: orchestrator, indexer, comms API (HTTP + WebSocket) and
- * management API, sharing one event log and one projection store.
+ * Starts the configured components (all of them by default: the whole system in one process)
+ * on one event log and one projection store. Stopping reverses the start order.
  */
 export async function startHerald(config: HeraldConfig, logger: Logger): Promise<HeraldHandle> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const cfg = { ...config, dataDir };
+  const runs = (component: HeraldComponent): boolean => cfg.components.includes(component);
   const stops: (() => Promise<void>)[] = [];
   const stop = async (): Promise<void> => {
     for (const s of stops.reverse()) {
@@ -58,79 +67,109 @@ export async function startHerald(config: HeraldConfig, logger: Logger): Promise
       }
     }
   };
+  const handle: HeraldHandle = {
+    components: cfg.components,
+    dataDir,
+    storage: [
+      cfg.eventLog.kind === 'kafka' ? `Kafka ${cfg.eventLog.brokers.join(',')}` : `embedded log in ${dataDir}`,
+      cfg.projection.kind === 'opensearch' ? `OpenSearch ${cfg.projection.url}` : 'embedded projection',
+    ].join(', '),
+    stop,
+  };
   try {
     const log = createEventLog(cfg);
     stops.push(() => log.close());
-    await log.ensureTopics(ALL_TOPICS.map((topic) => ({ topic, compacted: topic === Topics.agents })));
+    await log.ensureTopics(
+      ALL_TOPICS.map((topic) => ({ topic, partitions: cfg.partitions, compacted: topic === Topics.agents })),
+    );
     const store = createProjectionStore(cfg);
     stops.push(() => store.close());
+
+    if (runs('orchestrator')) {
+      const orchestrator = new OrchestratorService(log, logger.child({ component: 'orchestrator' }), {
+        graceSeconds: cfg.commands.graceSeconds,
+      });
+      await orchestrator.start();
+      stops.push(() => orchestrator.stop());
+    }
+    if (runs('indexer')) {
+      const indexer = new IndexerService(log, store, logger.child({ component: 'indexer' }));
+      await indexer.start();
+      stops.push(() => indexer.stop());
+    }
+    if (!runs('comms-api') && !runs('management-api')) return handle;
 
     const tokens = TokenService.fromDataDir(dataDir, {
       issuer: cfg.jwt.issuer,
       agentTtlSeconds: cfg.jwt.agentTokenTtlSeconds,
       operatorTtlSeconds: cfg.jwt.operatorTokenTtlSeconds,
     });
-    const { directory: operators, admin } = await OperatorDirectory.bootstrap(dataDir, cfg.admin);
     const tls = await ensureTlsMaterial(dataDir, cfg.tls, [cfg.publicHost]);
-
+    handle.certFile = tls.certFile;
     const directory = new AgentDirectory(log, logger.child({ component: 'agent-directory' }));
     await directory.start();
     stops.push(() => directory.stop());
-    const registry = new RequestRegistry(log, logger.child({ component: 'request-registry' }));
-    await registry.start();
-    stops.push(() => registry.stop());
 
-    const orchestrator = new OrchestratorService(log, logger.child({ component: 'orchestrator' }), {
-      graceSeconds: cfg.commands.graceSeconds,
-    });
-    await orchestrator.start();
-    stops.push(() => orchestrator.stop());
-    const indexer = new IndexerService(log, store, logger.child({ component: 'indexer' }));
-    await indexer.start();
-    stops.push(() => indexer.stop());
-
-    const gateway = new StreamGateway(
-      log,
-      tokens,
-      directory,
-      new CommandBacklog(log, store),
-      logger.child({ component: 'stream' }),
-    );
-    const feed = new CommandFeed(log, logger.child({ component: 'command-feed' }), (agent, event) =>
-      gateway.onCommandEvent(agent, event),
-    );
-    await feed.start();
-    stops.push(() => feed.stop());
-
-    const http = { tls, host: cfg.host, maxBodyBytes: cfg.limits.maxBodyBytes };
-    const comms = await createHttpApp(CommsApiModule.register({ tokens, directory }), {
-      ...http,
-      port: cfg.comms.port,
-      logger: logger.child({ component: 'comms-api' }),
-    });
-    gateway.attach(comms.getHttpServer());
-    await comms.listen(cfg.comms.port, cfg.host);
-    stops.push(() => closeApp(comms, () => gateway.close()));
-
-    const management = await createHttpApp(
-      ManagementApiModule.register({ log, store, tokens, operators, directory, registry, commands: cfg.commands }),
-      { ...http, port: cfg.management.port, logger: logger.child({ component: 'management-api' }) },
-    );
-    await management.listen(cfg.management.port, cfg.host);
-    stops.push(() => closeApp(management));
-
-    return {
-      managementUrl: `https://${cfg.publicHost}:${cfg.management.port}`,
-      commsUrl: `https://${cfg.publicHost}:${cfg.comms.port}`,
-      certFile: tls.certFile,
-      admin,
-      dataDir,
-      stop,
-    };
+    if (runs('comms-api')) {
+      await startCommsApi(cfg, logger, { log, store, tokens, directory, tls }, stops);
+      handle.commsUrl = `https://${cfg.publicHost}:${cfg.comms.port}`;
+    }
+    if (runs('management-api')) {
+      const { directory: operators, admin } = await OperatorDirectory.bootstrap(dataDir, cfg.admin);
+      handle.admin = admin;
+      const registry = new RequestRegistry(log, logger.child({ component: 'request-registry' }));
+      await registry.start();
+      stops.push(() => registry.stop());
+      const management = await createHttpApp(
+        ManagementApiModule.register({ log, store, tokens, operators, directory, registry, commands: cfg.commands }),
+        {
+          tls,
+          host: cfg.host,
+          maxBodyBytes: cfg.limits.maxBodyBytes,
+          port: cfg.management.port,
+          logger: logger.child({ component: 'management-api' }),
+        },
+      );
+      await management.listen(cfg.management.port, cfg.host);
+      stops.push(() => closeApp(management));
+      handle.managementUrl = `https://${cfg.publicHost}:${cfg.management.port}`;
+    }
+    return handle;
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+async function startCommsApi(
+  cfg: HeraldConfig,
+  logger: Logger,
+  deps: { log: EventLog; store: ProjectionStore; tokens: TokenService; directory: AgentDirectory; tls: TlsMaterial },
+  stops: (() => Promise<void>)[],
+): Promise<void> {
+  const { log, store, tokens, directory, tls } = deps;
+  const gateway = new StreamGateway(
+    log,
+    tokens,
+    directory,
+    new CommandBacklog(log, store),
+    logger.child({ component: 'stream' }),
+  );
+  const feed = new CommandFeed(log, logger.child({ component: 'command-feed' }), (agent, event) =>
+    gateway.onCommandEvent(agent, event),
+  );
+  await feed.start();
+  stops.push(() => feed.stop());
+  const comms = await createHttpApp(CommsApiModule.register({ tokens, directory }), {
+    tls,
+    host: cfg.host,
+    maxBodyBytes: cfg.limits.maxBodyBytes,
+    port: cfg.comms.port,
+    logger: logger.child({ component: 'comms-api' }),
+  });
+  gateway.attach(comms.getHttpServer());
+  await comms.listen(cfg.comms.port, cfg.host);
+  stops.push(() => closeApp(comms, () => gateway.close()));
 }
 
 async function closeApp(app: INestApplication, before?: () => Promise<void>): Promise<void> {

@@ -18,29 +18,30 @@ async function main(): Promise<void> {
   const herald = await startHerald(config, logger);
   const rel = (p: string): string =>
     relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.';
-  const password = herald.admin.generatedPassword
-    ? `generated for you: ${herald.admin.generatedPassword}  (kept in ${rel(herald.admin.passwordFile ?? '')})`
-    : herald.admin.passwordFile
-      ? `in ${rel(herald.admin.passwordFile)}`
-      : 'from HERALD_ADMIN_PASSWORD';
-  const ca = rel(herald.certFile);
-  process.stdout.write(
-    [
-      '',
-      'Herald is running (embedded storage in ' + rel(herald.dataDir) + ')',
-      `  management API  ${herald.managementUrl}   (operators, scripts)`,
-      `  comms API       ${herald.commsUrl}   (agents: HTTP + WebSocket /api/v1/stream)`,
-      `  TLS certificate ${ca}`,
-      `  admin user      ${herald.admin.user}`,
+  const lines = ['', `Herald is running: ${herald.components.join(', ')} (${herald.storage})`];
+  if (herald.managementUrl) lines.push(`  management API  ${herald.managementUrl}   (operators, scripts)`);
+  if (herald.commsUrl) lines.push(`  comms API       ${herald.commsUrl}   (agents: HTTP + WebSocket /api/v1/stream)`);
+  if (herald.certFile) lines.push(`  TLS certificate ${rel(herald.certFile)}`);
+  const admin = herald.admin;
+  if (admin && herald.managementUrl && herald.certFile) {
+    const passwordFile = admin.passwordFile ? rel(admin.passwordFile) : undefined;
+    const password = admin.generatedPassword
+      ? `generated for you: ${admin.generatedPassword}  (kept in ${passwordFile ?? '?'})`
+      : passwordFile
+        ? `in ${passwordFile}`
+        : 'from HERALD_ADMIN_PASSWORD';
+    const ca = rel(herald.certFile);
+    lines.push(
+      `  admin user      ${admin.user}`,
       `  admin password  ${password}`,
       '',
       'Try it (in another terminal, from this directory):',
-      `  npm run agent -- enroll --manager ${herald.managementUrl} --comms ${herald.commsUrl} --user ${herald.admin.user} --password "${herald.admin.passwordFile ? `$(cat ${rel(herald.admin.passwordFile)})` : '$HERALD_ADMIN_PASSWORD'}" --ca ${ca}`,
+      `  npm run agent -- enroll --manager ${herald.managementUrl} --comms ${herald.commsUrl ?? 'https://<comms-host>:27000'} --user ${admin.user} --password "${passwordFile ? `$(cat ${passwordFile})` : '$HERALD_ADMIN_PASSWORD'}" --ca ${ca}`,
       `  npm run agent -- run --ca ${ca}`,
       '  then send it a command with curl: see README.md, "Walkthrough".',
-      '',
-    ].join('\n'),
-  );
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n\n`);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -75,6 +75,15 @@ describe('loadConfig', () => {
     expect(problems).toContain('(got "http")');
   });
 
+  it('selects components: all by default, or a comma list', () => {
+    expect(loadConfig({}).components).toEqual(['orchestrator', 'indexer', 'comms-api', 'management-api']);
+    expect(loadConfig({ HERALD_COMPONENTS: 'comms-api, indexer' }).components).toEqual(['indexer', 'comms-api']);
+    expect(() => loadConfig({ HERALD_COMPONENTS: 'gateway' })).toThrow(
+      /HERALD_COMPONENTS.*must be all or a comma list/,
+    );
+    expect(() => loadConfig({ HERALD_COMPONENTS: ' , ' })).toThrow(/HERALD_COMPONENTS/);
+  });
+
   it('requires the TLS certificate and key together', () => {
     expect(() => loadConfig({ HERALD_TLS_CERT: '/c.pem' })).toThrow(/HERALD_TLS_KEY.*set together/);
   });

@@ -5,6 +5,10 @@ import { z } from 'zod';
  * Every bad variable is reported at once (ConfigError lists them all).
  */
 
+/** The server components; `npm start` runs them all in one process. */
+export const HERALD_COMPONENTS = ['orchestrator', 'indexer', 'comms-api', 'management-api'] as const;
+export type HeraldComponent = (typeof HERALD_COMPONENTS)[number];
+
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const optionalText = z
@@ -39,6 +43,25 @@ const envSchema = z
     HERALD_LONG_POLL_MAX_WAIT: positiveInt.default(60),
     HERALD_LONG_POLL_MAX_COMMANDS: positiveInt.default(100),
     HERALD_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+    HERALD_COMPONENTS: z
+      .string()
+      .default('all')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((c) => c.trim())
+          .filter((c) => c.length > 0),
+      )
+      .pipe(
+        z
+          .array(
+            z.enum(['all', ...HERALD_COMPONENTS], {
+              message: `must be all or a comma list of ${HERALD_COMPONENTS.join(', ')}`,
+            }),
+          )
+          .min(1, 'must name at least one component'),
+      ),
+    HERALD_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(4),
     HERALD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     KAFKA_BROKERS: optionalText.pipe(
       z
@@ -80,6 +103,9 @@ export interface HeraldConfig {
   eventLog: { kind: 'embedded' } | { kind: 'kafka'; brokers: string[] };
   projection: { kind: 'embedded' } | { kind: 'opensearch'; url: string };
   topicPrefix: string;
+  /** Partitions of every agent-keyed topic (they must be equal: the orchestrator co-partitions). */
+  partitions: number;
+  components: HeraldComponent[];
 }
 
 export class ConfigError extends Error {
@@ -134,5 +160,9 @@ export function loadConfig(env: Environment = process.env): HeraldConfig {
     eventLog: e.KAFKA_BROKERS ? { kind: 'kafka', brokers: e.KAFKA_BROKERS.split(',') } : { kind: 'embedded' },
     projection: e.OPENSEARCH_URL ? { kind: 'opensearch', url: e.OPENSEARCH_URL } : { kind: 'embedded' },
     topicPrefix: e.HERALD_TOPIC_PREFIX,
+    partitions: e.HERALD_PARTITIONS,
+    components: e.HERALD_COMPONENTS.includes('all')
+      ? [...HERALD_COMPONENTS]
+      : HERALD_COMPONENTS.filter((c) => e.HERALD_COMPONENTS.includes(c)),
   };
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,6 +23,7 @@ export interface HeraldProcessOptions {
 export class HeraldProcess {
   private child?: ChildProcess;
   output = '';
+  readonly topicPrefix = `e2e-${randomBytes(4).toString('hex')}.`;
 
   private constructor(
     readonly dataDir: string,
@@ -62,6 +64,8 @@ export class HeraldProcess {
       HERALD_COMMS_PORT: String(this.commsPort),
       HERALD_HOST: '127.0.0.1',
       HERALD_LOG_LEVEL: 'warn',
+      // Distributed runs share one Kafka and one OpenSearch: every server gets its own topics and indices.
+      HERALD_TOPIC_PREFIX: this.topicPrefix,
       ...this.env,
     };
   }

@@ -9,6 +9,7 @@ import {
 
 // Real OpenSearch: OPENSEARCH_URL when set, else a node started for this file (infra/provision.ts).
 // Every store gets its own index prefix under FILE_PREFIX; afterAll deletes them all.
+// Also run under the unit config (5 s default timeout), e.g. with --testMatch for this file alone.
 jest.setTimeout(30_000);
 
 const FILE_PREFIX = `it-os-${Math.random().toString(36).slice(2, 8)}-`;
