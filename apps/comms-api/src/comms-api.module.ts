@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { HealthController } from '@herald/platform';
 import { PassportModule } from '@nestjs/passport';
 import { AgentDirectory } from '@herald/agents';
 import { AgentJwtStrategy, TokenService } from '@herald/auth';
@@ -16,7 +17,7 @@ export class CommsApiModule {
     return {
       module: CommsApiModule,
       imports: [PassportModule],
-      controllers: [AuthenticationController],
+      controllers: [HealthController, AuthenticationController],
       providers: [
         { provide: TokenService, useValue: deps.tokens },
         { provide: AgentDirectory, useValue: deps.directory },

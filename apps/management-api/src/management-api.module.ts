@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { HealthController } from '@herald/platform';
 import { PassportModule } from '@nestjs/passport';
 import type { AgentDirectory } from '@herald/agents';
 import { OperatorDirectory, OperatorJwtStrategy, TokenService } from '@herald/auth';
@@ -26,7 +27,7 @@ export class ManagementApiModule {
     return {
       module: ManagementApiModule,
       imports: [PassportModule],
-      controllers: [SecurityController, AgentsController, CommandsController],
+      controllers: [HealthController, SecurityController, AgentsController, CommandsController],
       providers: [
         { provide: TokenService, useValue: deps.tokens },
         { provide: OperatorDirectory, useValue: deps.operators },

@@ -88,6 +88,9 @@ const envSchema = z
     }
   });
 
+/** Every environment variable Herald reads (docs and deployment files are checked against it). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.innerType().shape);
+
 export interface HeraldConfig {
   dataDir: string;
   host: string;

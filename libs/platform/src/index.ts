@@ -4,3 +4,4 @@ export * from './http-exception.filter';
 export * from './tls';
 export * from './validation';
 export * from './http-app';
+export * from './health.controller';
