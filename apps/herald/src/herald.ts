@@ -5,7 +5,7 @@ import { AgentDirectory } from '@herald/agents';
 import { OperatorDirectory, TokenService, type AdminBootstrap } from '@herald/auth';
 import { CommandBacklog, CommandFeed, CommsApiModule, StreamGateway } from '@herald/comms-api';
 import type { HeraldComponent, HeraldConfig } from '@herald/config';
-import { ALL_TOPICS, Topics } from '@herald/contracts';
+import { AgentsIndex, ALL_TOPICS, CommandsIndex, Topics } from '@herald/contracts';
 import { SqliteEventLogAdapter, type EventLog } from '@herald/event-log';
 import { IndexerService } from '@herald/indexer';
 import { ManagementApiModule, RequestRegistry } from '@herald/management-api';
@@ -46,6 +46,43 @@ function createProjectionStore(config: HeraldConfig): ProjectionStore {
     return new OpenSearchProjectionStoreAdapter({ node: config.projection.url, indexPrefix: config.topicPrefix });
   }
   return new SqliteProjectionStoreAdapter({ path: join(config.dataDir, 'projection.db') });
+}
+
+/**
+ * Rebuilds the projection from offset 0 of the log into emptied indices (run it with the
+ * indexers stopped). Versions are log offsets, so the result equals what the live indexer built.
+ */
+export async function rebuildProjection(
+  config: HeraldConfig,
+  logger: Logger,
+  progress: (handled: number, total: number) => void,
+): Promise<{ records: number; ms: number }> {
+  const started = Date.now();
+  const cfg = { ...config, dataDir: resolve(config.dataDir) };
+  const log = createEventLog(cfg);
+  const store = createProjectionStore(cfg);
+  try {
+    let total = 0;
+    for (const topic of [Topics.commands, Topics.agents]) {
+      for (const end of await log.endOffsets(topic)) total += end.offset;
+    }
+    await store.ensureIndices([CommandsIndex, AgentsIndex]);
+    await store.reset([CommandsIndex.name, AgentsIndex.name]);
+    const indexer = new IndexerService(log, store, logger.child({ component: 'rebuild' }), null);
+    await indexer.start();
+    const timer = setInterval(() => progress(indexer.handled, total), 1000);
+    try {
+      await indexer.caughtUp();
+    } finally {
+      clearInterval(timer);
+      await indexer.stop();
+    }
+    progress(indexer.handled, total);
+    return { records: indexer.handled, ms: Date.now() - started };
+  } finally {
+    await store.close();
+    await log.close();
+  }
 }
 
 /**

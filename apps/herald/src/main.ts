@@ -1,9 +1,26 @@
 import { relative } from 'node:path';
 import { ConfigError, loadConfig } from '@herald/config';
 import { createLogger } from '@herald/platform';
-import { startHerald } from './herald';
+import { rebuildProjection, startHerald } from './herald';
+
+const USAGE = `Usage: node dist/apps/herald/src/main.js [command]
+
+Commands:
+  start                (default) run the components of HERALD_COMPONENTS (all of them by default)
+  rebuild-projection   rebuild the projection from offset 0 of the log (stop the indexers first)
+
+Configuration: environment variables, see README.md ("Configuration").`;
 
 async function main(): Promise<void> {
+  const command = process.argv[2] ?? 'start';
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command !== 'start' && command !== 'rebuild-projection') {
+    process.stderr.write(`herald: unknown command "${command}"\n\n${USAGE}\n`);
+    process.exit(2);
+  }
   let config;
   try {
     config = loadConfig();
@@ -15,6 +32,14 @@ async function main(): Promise<void> {
     throw e;
   }
   const logger = createLogger(config.logLevel);
+  if (command === 'rebuild-projection') {
+    process.stdout.write('Rebuilding the projection from offset 0 of the log...\n');
+    const { records, ms } = await rebuildProjection(config, logger, (handled, total) =>
+      process.stdout.write(`  ${handled} / ${total} records\n`),
+    );
+    process.stdout.write(`Projection rebuilt: ${records} records in ${(ms / 1000).toFixed(1)} s\n`);
+    return;
+  }
   const herald = await startHerald(config, logger);
   const rel = (p: string): string =>
     relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.';

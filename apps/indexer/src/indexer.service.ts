@@ -41,14 +41,18 @@ export class IndexerService {
     private readonly log: EventLog,
     private readonly store: ProjectionStore,
     private readonly logger: Logger,
-    private readonly group = INDEXER_GROUP,
+    /** Consumer group; null for an ephemeral consumer from offset 0 (projection rebuilds). */
+    private readonly group: string | null = INDEXER_GROUP,
   ) {}
+
+  /** Records handled since start (progress of a rebuild). */
+  handled = 0;
 
   async start(): Promise<void> {
     await this.store.ensureIndices([CommandsIndex, AgentsIndex]);
     this.subscription = await this.log.consume({
       topics: [Topics.commands, Topics.agents],
-      group: this.group,
+      ...(this.group === null ? {} : { group: this.group }),
       from: 'beginning',
       handler: (records) => this.handle(records),
       onError: (error) => this.logger.error({ err: error }, 'indexer batch failed; retrying'),
@@ -108,6 +112,7 @@ export class IndexerService {
       });
     }
     await this.store.apply(writes, Object.keys(positions).length ? { name: COMMANDS_WATERMARK, positions } : undefined);
+    this.handled += records.length;
   }
 }
 
