@@ -1,0 +1,11 @@
+// The end-to-end suite again, with every server on real Kafka and OpenSearch (started by the
+// integration tier's global setup, or KAFKA_BROKERS / OPENSEARCH_URL when set).
+const e2e = require('./jest.e2e.config');
+
+module.exports = {
+  ...e2e,
+  reporters: ['default', ['<rootDir>/test/summary-reporter.js', { tier: 'e2e (Kafka + OpenSearch)' }]],
+  displayName: 'e2e-distributed',
+  globalSetup: '<rootDir>/test/integration/global-setup.ts',
+  globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
+};
