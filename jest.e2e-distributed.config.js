@@ -4,7 +4,7 @@ const e2e = require('./jest.e2e.config');
 
 module.exports = {
   ...e2e,
-  reporters: ['default', ['<rootDir>/test/summary-reporter.js', { tier: 'e2e (Kafka + OpenSearch)' }]],
+  reporters: ['default', ['<rootDir>/test/summary-reporter.js', { tier: 'e2e-distributed' }]],
   displayName: 'e2e-distributed',
   globalSetup: '<rootDir>/test/integration/global-setup.ts',
   globalTeardown: '<rootDir>/test/integration/global-teardown.ts',

@@ -52,6 +52,10 @@ export interface FetchResult extends FetchRequest {
   records: FetchedRecord[];
   /** Where the next fetch of this partition starts (past control records and aborted data too). */
   nextOffset: number;
+  /** The partition's end: the offset the next appended record gets. */
+  highWatermark: number;
+  /** read_committed readers see records below this offset only (an open transaction starts here). */
+  lastStableOffset: number;
   /** The fetch offset is outside the partition's log (below its start or above its end). */
   outOfRange: boolean;
   /** The partition could not be fetched this time (leader moved, connection lost …); try again. */
@@ -76,6 +80,8 @@ interface RawMessage {
 
 interface RawPartition {
   partition: number;
+  highWatermark: number;
+  lastStableOffset: number;
   abortedTransactions: Array<{ producerId: string; firstOffset: string }>;
   messages: RawMessage[];
 }
@@ -87,11 +93,13 @@ export class KafkaPartitionReader {
   private closed = false;
 
   constructor(kafka: Kafka, captureGroupId: string) {
-    // The group is never joined: the consumer exists only to hand us its cluster.
+    // The group is never joined: the consumer exists only to hand us its cluster. Fetch requests
+    // set read_committed themselves; the cluster's own isolation level applies to ListOffsets,
+    // where read_uncommitted gives the high watermark (read_committed: the last stable offset).
     this.consumer = kafka.consumer({
       groupId: captureGroupId,
       allowAutoTopicCreation: false,
-      readUncommitted: false,
+      readUncommitted: true,
       partitionAssigners: [
         (config) => {
           this.cluster = config.cluster;
@@ -116,6 +124,20 @@ export class KafkaPartitionReader {
       });
     }
     return this.connecting;
+  }
+
+  /** High watermarks (the next offset to be written, open transactions included) of the partitions. */
+  async highWatermarks(fullName: string, partitions: number): Promise<number[]> {
+    const cluster = await this.connect();
+    await cluster.addTargetTopic(fullName);
+    const [offsets] = await cluster.fetchTopicsOffset([
+      { topic: fullName, fromBeginning: false, partitions: Array.from({ length: partitions }, (_, partition) => ({ partition })) },
+    ]);
+    const highs = new Array<number>(partitions).fill(0);
+    for (const { partition, offset } of offsets?.partitions ?? []) {
+      if (partition >= 0 && partition < partitions) highs[partition] = Number(offset);
+    }
+    return highs;
   }
 
   async disconnect(): Promise<void> {
@@ -172,8 +194,10 @@ export class KafkaPartitionReader {
   }
 
   /**
-   * Up to `limit` committed records of one partition from `fromOffset` (inclusive), stopping at the
-   * partition's end (its last stable offset: records of open transactions are not readable yet).
+   * Up to `limit` committed records of one partition from `fromOffset` (inclusive), up to the
+   * partition's end as of the call. Records of a transaction that is still being committed (its
+   * markers not written yet: the EndTxn answer does not wait for them) become readable moments
+   * later; the read waits for those, up to `stableWaitMs`, and then returns what is readable.
    * `watermarks` resolves an out-of-range offset: below the log start, reading starts there.
    */
   async read(
@@ -182,10 +206,13 @@ export class KafkaPartitionReader {
     fromOffset: number,
     limit: number,
     watermarks: () => Promise<{ low: number; high: number }>,
+    stableWaitMs: number,
   ): Promise<FetchedRecord[]> {
     const records: FetchedRecord[] = [];
     let offset = fromOffset;
     let retries = 0;
+    let end: number | undefined;
+    let waitedSince: number | undefined;
     while (records.length < limit) {
       const [result] = await this.fetch([{ fullName, partition, offset }], 0);
       if (!result) break;
@@ -203,12 +230,21 @@ export class KafkaPartitionReader {
         if (offset >= high) break;
         throw new Error(`offset ${offset} of ${fullName}[${partition}] is out of range (${low}..${high})`);
       }
+      end ??= result.highWatermark;
       for (const record of result.records) {
         if (records.length >= limit) break;
         records.push(record);
       }
-      if (result.nextOffset <= offset) break; // nothing more is readable
-      offset = result.nextOffset;
+      if (result.nextOffset > offset) {
+        offset = result.nextOffset;
+        waitedSince = undefined;
+        continue;
+      }
+      // Nothing more is readable: done, unless a transaction below the end is being completed.
+      if (offset >= end || result.lastStableOffset >= end) break;
+      waitedSince ??= Date.now();
+      if (Date.now() - waitedSince >= stableWaitMs) break;
+      await delay(10);
     }
     return records;
   }
@@ -274,7 +310,15 @@ function toResult(request: FetchRequest, raw: RawPartition): FetchResult {
       timestamp: Number(message.timestamp),
     });
   }
-  return { ...request, records, nextOffset, outOfRange: false, retry: false };
+  return {
+    ...request,
+    records,
+    nextOffset,
+    highWatermark: raw.highWatermark,
+    lastStableOffset: raw.lastStableOffset,
+    outOfRange: false,
+    retry: false,
+  };
 }
 
 function emptyResult(request: FetchRequest, flags: { outOfRange?: boolean; retry?: boolean }): FetchResult {
@@ -282,6 +326,8 @@ function emptyResult(request: FetchRequest, flags: { outOfRange?: boolean; retry
     ...request,
     records: [],
     nextOffset: request.offset,
+    highWatermark: -1,
+    lastStableOffset: -1,
     outOfRange: flags.outOfRange ?? false,
     retry: flags.retry ?? false,
   };
@@ -303,8 +349,12 @@ function parseFetchResponse(response: unknown): Map<string, Map<number, RawParti
       const messages = field(partitionResponse, 'messages');
       const abortedTransactions = field(partitionResponse, 'abortedTransactions');
       if (typeof partition !== 'number' || !Array.isArray(messages)) continue;
+      const highWatermark = Number(field(partitionResponse, 'highWatermark'));
+      const lastStable = Number(field(partitionResponse, 'lastStableOffset') ?? highWatermark);
       byPartition.set(partition, {
         partition,
+        highWatermark,
+        lastStableOffset: Number.isFinite(lastStable) && lastStable >= 0 ? lastStable : highWatermark,
         abortedTransactions: Array.isArray(abortedTransactions)
           ? (abortedTransactions as unknown[]).map((entry) => ({
               producerId: String(field(entry, 'producerId')),

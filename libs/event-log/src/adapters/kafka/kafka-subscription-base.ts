@@ -16,6 +16,15 @@ export interface KafkaTopic {
   partitions: number;
 }
 
+export interface Watermarks {
+  /** The log start offset (older records were deleted by retention). */
+  low: number;
+  /** The high watermark: the offset the next record gets (records of open transactions included). */
+  high: number;
+  /** The last stable offset: read_committed readers see records below it (high, unless a transaction is open). */
+  stable: number;
+}
+
 /** Handler outputs, validated and partitioned, split into produce requests of bounded size. */
 export interface PreparedOutputs {
   count: number;
@@ -25,8 +34,8 @@ export interface PreparedOutputs {
 
 /** What subscriptions need from their adapter. */
 export interface KafkaSubscriptionHost {
-  /** Low and high watermark per partition (index = partition). */
-  watermarks(topic: KafkaTopic): Promise<Array<{ low: number; high: number }>>;
+  /** Watermarks per partition (index = partition). */
+  watermarks(topic: KafkaTopic): Promise<Watermarks[]>;
   /** The adapter's durable, ordered append (used for outputs of ephemeral subscriptions). */
   append(records: AppendRecord[]): Promise<LogPosition[]>;
   /** Validates a handler's output (topic names, sizes), creates missing topics, assigns partitions. */
