@@ -1,5 +1,19 @@
 import Database from 'better-sqlite3';
 import {
+  checkFieldValue,
+  decodeCursor,
+  DEFAULT_QUERY_LIMIT,
+  encodeCursor,
+  isPlainObject,
+  MAX_ID_BYTES,
+  MAX_QUERY_LIMIT,
+  validateFieldDefinition,
+  validateIndexName,
+  validateWatermark,
+  type KeyType,
+  type SortKey as RuleSortKey,
+} from '../../projection-rules';
+import {
   IndexDefinitionConflictError,
   IndexNotFoundError,
   InvalidCursorError,
@@ -31,25 +45,17 @@ export interface SqliteProjectionStoreOptions {
   indexPrefix?: string;
 }
 
-export const PROJECTION_DEFAULT_QUERY_LIMIT = 100;
-export const PROJECTION_MAX_QUERY_LIMIT = 10_000;
+export const PROJECTION_DEFAULT_QUERY_LIMIT = DEFAULT_QUERY_LIMIT;
+export const PROJECTION_MAX_QUERY_LIMIT = MAX_QUERY_LIMIT;
 
-const INDEX_NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const INDEX_PREFIX = /^[a-z0-9._-]*$/;
-const MAX_INDEX_NAME_LENGTH = 200;
 /** Identifier segments joined by dots; a dotted name addresses a nested object field. */
-const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-const FIELD_TYPES: ReadonlySet<string> = new Set<FieldType>(['keyword', 'long', 'date', 'boolean']);
 /** OpenSearch's default `strict_date_optional_time` (no zone means UTC). */
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
-const CURSOR_TEXT = /^[A-Za-z0-9_-]+$/;
 /** OpenSearch's limit on `_id`. */
-const MAX_ID_BYTES = 512;
 const STATEMENT_CACHE_SIZE = 256;
 
 type SqlValue = string | number | null;
 /** `id` is the built-in document id; it can be filtered and sorted on like a keyword. */
-type KeyType = FieldType | 'id';
 
 interface IndexState {
   name: string;
@@ -57,25 +63,15 @@ interface IndexState {
   fields: Map<string, FieldType>;
 }
 
-interface SortKey {
-  /** As written by the caller, without `-` (`id` for the tiebreaker). */
-  field: string;
+/** A sort key with the SQL column it reads. */
+interface SortKey extends RuleSortKey {
   column: string;
-  type: KeyType;
-  descending: boolean;
 }
 
 interface DocumentRow {
   id: string;
   version: number;
   doc: string;
-}
-
-interface CursorPayload {
-  /** The sort the cursor belongs to, e.g. `status,-seq,id`. */
-  s: string;
-  /** Sort values of the last item of the page (search_after). */
-  v: SqlValue[];
 }
 
 interface PreparedWrite {
@@ -126,7 +122,7 @@ export class SqliteProjectionStoreAdapter implements ProjectionStore {
 
   constructor(options: SqliteProjectionStoreOptions) {
     this.prefix = options.indexPrefix ?? '';
-    if (!INDEX_PREFIX.test(this.prefix)) {
+    if (!/^[a-z0-9._-]*$/.test(this.prefix)) {
       throw new InvalidIndexNameError(this.prefix, 'the index prefix may contain only a-z, 0-9, ".", "_" and "-"');
     }
     // `:` and `#` never occur in index names or prefixes, so meta tables, index tables and
@@ -281,7 +277,10 @@ export class SqliteProjectionStoreAdapter implements ProjectionStore {
       const page: QueryPage<T> = { items: pageRows.map((row) => toStoredDocument<T>(row)) };
       const last = pageRows[pageRows.length - 1];
       if (hasMore && last !== undefined) {
-        page.nextCursor = encodeCursor({ s: sortSpec, v: sort.map((_, i) => last[`s${i}`] ?? null) });
+        page.nextCursor = encodeCursor(
+          sortSpec,
+          sort.map((_, i) => last[`s${i}`] ?? null),
+        );
       }
       return page;
     });
@@ -574,79 +573,6 @@ function fieldExpression(field: string, type: FieldType): string {
   }
 }
 
-function validateIndexName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || !INDEX_NAME.test(name)) {
-    throw new InvalidIndexNameError(
-      String(name),
-      'use lowercase a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
-    );
-  }
-  if (name.length > MAX_INDEX_NAME_LENGTH) {
-    throw new InvalidIndexNameError(name, `longer than ${MAX_INDEX_NAME_LENGTH} characters`);
-  }
-}
-
-function validateFieldDefinition(index: string, field: string, type: unknown): asserts type is FieldType {
-  if (field === 'id') {
-    throw new InvalidIndexDefinitionError(index, 'field "id" is built in (the document id); do not declare it');
-  }
-  if (!FIELD_NAME.test(field)) {
-    throw new InvalidIndexDefinitionError(
-      index,
-      `field name "${field}" must be identifiers (letters, digits, "_") separated by dots`,
-    );
-  }
-  if (typeof type !== 'string' || !FIELD_TYPES.has(type)) {
-    throw new InvalidIndexDefinitionError(
-      index,
-      `field "${field}" has unknown type ${JSON.stringify(type)} (use ${[...FIELD_TYPES].join(', ')})`,
-    );
-  }
-}
-
-function validateWatermark(watermark: Watermark): Record<string, number> {
-  if (typeof watermark !== 'object' || watermark === null) throw new InvalidWatermarkError('not an object');
-  if (typeof watermark.name !== 'string' || watermark.name.length === 0) {
-    throw new InvalidWatermarkError('name must be a non-empty string');
-  }
-  if (!isPlainObject(watermark.positions)) {
-    throw new InvalidWatermarkError(`positions of "${watermark.name}" must be an object`);
-  }
-  for (const [partition, offset] of Object.entries(watermark.positions)) {
-    if (typeof offset !== 'number' || !Number.isFinite(offset)) {
-      throw new InvalidWatermarkError(`position of partition "${partition}" of "${watermark.name}" is not a number`);
-    }
-  }
-  return watermark.positions;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Why a declared field's value does not fit its type, or undefined when it does. */
-function checkFieldValue(doc: Record<string, unknown>, field: string, type: FieldType): string | undefined {
-  let value: unknown = doc;
-  for (const segment of field.split('.')) {
-    if (value === undefined || value === null) return undefined;
-    if (!isPlainObject(value)) return 'is nested in a value that is not an object';
-    value = value[segment];
-  }
-  if (value === undefined || value === null) return undefined;
-  switch (type) {
-    case 'keyword':
-      return typeof value === 'string' ? undefined : 'must be a string (keyword)';
-    case 'long':
-      return Number.isSafeInteger(value) ? undefined : 'must be a safe integer (long)';
-    case 'boolean':
-      return typeof value === 'boolean' ? undefined : 'must be a boolean';
-    case 'date':
-      return Number.isSafeInteger(value) || (typeof value === 'string' && ISO_DATE.test(value))
-        ? undefined
-        : 'must be an ISO-8601 date string or epoch milliseconds (date)';
-  }
-}
-
 function toStoredDocument<T>(row: DocumentRow): StoredDocument<T> {
   return { id: row.id, version: row.version, doc: JSON.parse(row.doc) as T };
 }
@@ -664,37 +590,6 @@ function bucketKey(type: FieldType, key: string | number): string {
       return Number.isNaN(date.getTime()) ? String(key) : date.toISOString();
     }
   }
-}
-
-function encodeCursor(payload: CursorPayload): string {
-  return Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string, sortSpec: string, sort: SortKey[]): SqlValue[] {
-  if (typeof cursor !== 'string' || !CURSOR_TEXT.test(cursor)) throw new InvalidCursorError('not base64url text');
-  let payload: unknown;
-  try {
-    payload = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new InvalidCursorError('not a cursor of this store');
-  }
-  if (!isPlainObject(payload) || typeof payload.s !== 'string' || !Array.isArray(payload.v)) {
-    throw new InvalidCursorError('not a cursor of this store');
-  }
-  if (payload.s !== sortSpec) {
-    throw new InvalidCursorError(`it belongs to sort "${payload.s}", not "${sortSpec}"`);
-  }
-  const values: unknown[] = payload.v;
-  if (values.length !== sort.length) throw new InvalidCursorError('wrong number of sort values');
-  return sort.map((key, i) => {
-    const value = values[i];
-    const valid =
-      key.type === 'id'
-        ? typeof value === 'string'
-        : value === null || (key.type === 'keyword' ? typeof value === 'string' : Number.isSafeInteger(value));
-    if (!valid) throw new InvalidCursorError(`bad value for sort field "${key.field}"`);
-    return value as SqlValue;
-  });
 }
 
 /**

@@ -16,7 +16,7 @@
  * store reads them back, and OpenSearch itself merges concurrent additions and refuses type changes.
  */
 import type { FieldType } from '../../projection.port';
-import { isFieldType, isPlainObject } from './projection-rules';
+import { isFieldType, isPlainObject } from '../../projection-rules';
 
 /** The document id in `_source` (a key that escaping never produces). */
 export const ID_FIELD = '~id';

@@ -63,7 +63,7 @@ import {
   type CursorValue,
   type KeyType,
   type SortKey,
-} from './projection-rules';
+} from '../../projection-rules';
 
 export interface OpenSearchProjectionStoreOptions {
   /** URL of an OpenSearch node, e.g. `http://localhost:9200` (credentials may be part of it). */

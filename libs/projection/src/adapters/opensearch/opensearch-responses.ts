@@ -3,7 +3,7 @@
  * A body of an unexpected shape is an error naming the operation, never a silent `undefined`.
  */
 import { OpenSearchRequestError } from './opensearch-projection-store.errors';
-import { isPlainObject } from './projection-rules';
+import { isPlainObject } from '../../projection-rules';
 
 export interface Hit {
   id: string;

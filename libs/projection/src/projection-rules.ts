@@ -1,18 +1,15 @@
 /**
- * The port's input rules, as the embedded adapter applies them (same patterns, limits and
- * messages), so both adapters accept and reject exactly the same input.
- *
- * These are copies of module-private helpers of adapters/embedded/sqlite-projection-store.adapter.ts;
- * they belong in one shared module of libs/projection that both adapters import (the embedded
- * adapter's constants cannot be imported from here without loading better-sqlite3).
+ * The port's input rules (names, field definitions, values, watermarks, cursors), shared by
+ * every ProjectionStore adapter so that all accept and reject exactly the same input with the
+ * same messages.
  */
 import {
   InvalidCursorError,
   InvalidIndexDefinitionError,
   InvalidIndexNameError,
   InvalidWatermarkError,
-} from '../../projection.errors';
-import type { FieldType, Watermark } from '../../projection.port';
+} from './projection.errors';
+import type { FieldType, Watermark } from './projection.port';
 
 export const DEFAULT_QUERY_LIMIT = 100;
 export const MAX_QUERY_LIMIT = 10_000;
