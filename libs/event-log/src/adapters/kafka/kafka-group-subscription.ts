@@ -121,6 +121,8 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.eachBatch(payload),
     });
+    // stop() during the join found no running consumer to stop: stop it now.
+    if (this.stopping) await this.consumer.disconnect();
     this.armTick();
   }
 

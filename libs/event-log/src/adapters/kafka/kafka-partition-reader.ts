@@ -131,7 +131,11 @@ export class KafkaPartitionReader {
     const cluster = await this.connect();
     await cluster.addTargetTopic(fullName);
     const [offsets] = await cluster.fetchTopicsOffset([
-      { topic: fullName, fromBeginning: false, partitions: Array.from({ length: partitions }, (_, partition) => ({ partition })) },
+      {
+        topic: fullName,
+        fromBeginning: false,
+        partitions: Array.from({ length: partitions }, (_, partition) => ({ partition })),
+      },
     ]);
     const highs = new Array<number>(partitions).fill(0);
     for (const { partition, offset } of offsets?.partitions ?? []) {
@@ -238,6 +242,7 @@ export class KafkaPartitionReader {
       if (result.nextOffset > offset) {
         offset = result.nextOffset;
         waitedSince = undefined;
+        if (offset >= end) break; // everything below the end is read
         continue;
       }
       // Nothing more is readable: done, unless a transaction below the end is being completed.

@@ -16,13 +16,10 @@ import {
 import {
   IndexDefinitionConflictError,
   IndexNotFoundError,
-  InvalidCursorError,
   InvalidDocumentError,
   InvalidFilterError,
-  InvalidIndexDefinitionError,
   InvalidIndexNameError,
   InvalidQueryError,
-  InvalidWatermarkError,
   ProjectionStoreClosedError,
   UnknownFieldError,
 } from '../../projection.errors';
