@@ -6,7 +6,7 @@ import { OperatorDirectory, TokenService, type AdminBootstrap } from '@herald/au
 import { CommandBacklog, CommandFeed, CommsApiModule, StreamGateway } from '@herald/comms-api';
 import type { HeraldComponent, HeraldConfig } from '@herald/config';
 import { AgentsIndex, ALL_TOPICS, CommandsIndex, Topics } from '@herald/contracts';
-import { SqliteEventLogAdapter, type EventLog } from '@herald/event-log';
+import { KafkaEventLogAdapter, SqliteEventLogAdapter, type EventLog } from '@herald/event-log';
 import { IndexerService } from '@herald/indexer';
 import { ManagementApiModule, RequestRegistry } from '@herald/management-api';
 import { OrchestratorService } from '@herald/orchestrator';
@@ -28,11 +28,15 @@ export interface HeraldHandle {
   stop(): Promise<void>;
 }
 
-function createEventLog(config: HeraldConfig): EventLog {
-  if (config.eventLog.kind !== 'embedded') {
-    throw new Error(
-      'KAFKA_BROKERS is set, but the Kafka event log adapter is not available in this build yet; unset it to use embedded storage',
-    );
+function createEventLog(config: HeraldConfig, logger: Logger): EventLog {
+  if (config.eventLog.kind === 'kafka') {
+    const kafkaLogger = logger.child({ component: 'kafka' });
+    return new KafkaEventLogAdapter({
+      brokers: config.eventLog.brokers,
+      topicPrefix: config.topicPrefix,
+      defaultPartitions: config.partitions,
+      logger: ({ level, namespace, message, fields }) => kafkaLogger[level]({ namespace, ...fields }, message),
+    });
   }
   return new SqliteEventLogAdapter({
     path: join(config.dataDir, 'log.db'),
@@ -59,7 +63,7 @@ export async function rebuildProjection(
 ): Promise<{ records: number; ms: number }> {
   const started = Date.now();
   const cfg = { ...config, dataDir: resolve(config.dataDir) };
-  const log = createEventLog(cfg);
+  const log = createEventLog(cfg, logger);
   const store = createProjectionStore(cfg);
   try {
     let total = 0;
@@ -114,7 +118,7 @@ export async function startHerald(config: HeraldConfig, logger: Logger): Promise
     stop,
   };
   try {
-    const log = createEventLog(cfg);
+    const log = createEventLog(cfg, logger);
     stops.push(() => log.close());
     await log.ensureTopics(
       ALL_TOPICS.map((topic) => ({ topic, partitions: cfg.partitions, compacted: topic === Topics.agents })),

@@ -6,3 +6,4 @@ export { SqliteEventLogAdapter, type SqliteEventLogAdapterOptions } from './adap
 // The contract suite (`describeEventLogContract`, `EventLogContractFactory`) is deliberately NOT
 // re-exported here: it needs Jest's globals, and tsconfig.build.json keeps `*.contract.ts` out of
 // the production build. Adapter specs import it from './event-log.contract'.
+export * from './adapters/kafka/kafka-event-log.adapter';
