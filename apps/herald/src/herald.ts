@@ -35,6 +35,8 @@ function createEventLog(config: HeraldConfig, logger: Logger): EventLog {
       brokers: config.eventLog.brokers,
       topicPrefix: config.topicPrefix,
       defaultPartitions: config.partitions,
+      sessionTimeoutMs: config.eventLog.sessionTimeoutSeconds * 1000,
+      heartbeatIntervalMs: Math.max(1000, Math.floor((config.eventLog.sessionTimeoutSeconds * 1000) / 10)),
       logger: ({ level, namespace, message, fields }) => kafkaLogger[level]({ namespace, ...fields }, message),
     });
   }

@@ -32,7 +32,7 @@ describe('loadConfig', () => {
       comms: { port: 2 },
       admin: { user: 'root', password: 'correct horse' },
       tls: { certFile: '/c.pem', keyFile: '/k.pem' },
-      eventLog: { kind: 'kafka', brokers: ['a:9092', 'b:9093'] },
+      eventLog: { kind: 'kafka', brokers: ['a:9092', 'b:9093'], sessionTimeoutSeconds: 30 },
       projection: { kind: 'opensearch', url: 'http://localhost:9200' },
     });
   });

@@ -61,6 +61,7 @@ const envSchema = z
           )
           .min(1, 'must name at least one component'),
       ),
+    HERALD_KAFKA_SESSION_TIMEOUT: z.coerce.number().int().min(6).max(1800).default(30),
     HERALD_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(4),
     HERALD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     KAFKA_BROKERS: optionalText.pipe(
@@ -103,7 +104,7 @@ export interface HeraldConfig {
   commands: { defaultExpiresInSeconds: number; defaultTimeoutSeconds: number; graceSeconds: number };
   limits: { maxBodyBytes: number };
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-  eventLog: { kind: 'embedded' } | { kind: 'kafka'; brokers: string[] };
+  eventLog: { kind: 'embedded' } | { kind: 'kafka'; brokers: string[]; sessionTimeoutSeconds: number };
   projection: { kind: 'embedded' } | { kind: 'opensearch'; url: string };
   topicPrefix: string;
   /** Partitions of every agent-keyed topic (they must be equal: the orchestrator co-partitions). */
@@ -160,7 +161,9 @@ export function loadConfig(env: Environment = process.env): HeraldConfig {
     },
     limits: { maxBodyBytes: e.HERALD_MAX_BODY_BYTES },
     logLevel: e.HERALD_LOG_LEVEL,
-    eventLog: e.KAFKA_BROKERS ? { kind: 'kafka', brokers: e.KAFKA_BROKERS.split(',') } : { kind: 'embedded' },
+    eventLog: e.KAFKA_BROKERS
+      ? { kind: 'kafka', brokers: e.KAFKA_BROKERS.split(','), sessionTimeoutSeconds: e.HERALD_KAFKA_SESSION_TIMEOUT }
+      : { kind: 'embedded' },
     projection: e.OPENSEARCH_URL ? { kind: 'opensearch', url: e.OPENSEARCH_URL } : { kind: 'embedded' },
     topicPrefix: e.HERALD_TOPIC_PREFIX,
     partitions: e.HERALD_PARTITIONS,
