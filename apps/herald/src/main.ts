@@ -67,10 +67,13 @@ async function main(): Promise<void> {
     );
   }
   process.stdout.write(`${lines.join('\n')}\n\n`);
+  // Components without a listening socket (an indexer alone) must not let the process exit.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
+    clearInterval(keepAlive);
     logger.info({ signal }, 'shutting down');
     herald.stop().then(
       () => process.exit(0),
