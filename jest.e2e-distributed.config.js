@@ -6,6 +6,8 @@ module.exports = {
   ...e2e,
   reporters: ['default', ['<rootDir>/test/summary-reporter.js', { tier: 'e2e-distributed' }]],
   displayName: 'e2e-distributed',
+  // The e2e suite, plus what only makes sense with real brokers (e.g. restarting Kafka).
+  testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/e2e-distributed/**/*.e2e-spec.ts'],
   globalSetup: '<rootDir>/test/integration/global-setup.ts',
   globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
 };

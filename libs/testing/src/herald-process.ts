@@ -67,6 +67,8 @@ export class HeraldProcess {
       HERALD_LOG_LEVEL: 'warn',
       // Distributed runs share one Kafka and one OpenSearch: every server gets its own topics and indices.
       HERALD_TOPIC_PREFIX: this.topicPrefix,
+      // A SIGKILLed server's Kafka consumers hold their partitions for this long after a restart.
+      HERALD_KAFKA_SESSION_TIMEOUT: '6',
       ...this.env,
     };
   }
