@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { uuidv7 } from '@herald/contracts';
-import { expectEventually, freePort, HeraldProcess, httpsRequest } from '@herald/testing';
+import { expectEventually, freePort, HeraldProcess } from '@herald/testing';
+import { managementApi, registerAgents } from '../e2e/support';
 import { startKafka, type KafkaServer } from '../../infra/provision';
 
 const AGENTS = 10;
@@ -36,24 +35,8 @@ describe('Kafka broker restarted during a run', () => {
 
   it('loses nothing acknowledged', async () => {
     const token = await herald.operatorToken();
-    const call = (path: string, method = 'GET', body?: unknown) =>
-      httpsRequest(`${herald.managementUrl}${path}`, {
-        method,
-        ca: herald.ca,
-        headers: { authorization: `Bearer ${token}` },
-        ...(body === undefined ? {} : { body }),
-      });
-    const agents = Array.from({ length: AGENTS }, () => uuidv7());
-    await Promise.all(
-      agents.map(async (id) => {
-        const res = await call('/agents', 'POST', {
-          id,
-          name: `sim-${id.slice(-6)}`,
-          key: randomBytes(24).toString('hex'),
-        });
-        expect(res.status).toBe(201);
-      }),
-    );
+    const call = managementApi(herald, token);
+    const agents = await registerAgents(call, AGENTS);
 
     const acknowledged: string[] = [];
     const refused: number[] = [];

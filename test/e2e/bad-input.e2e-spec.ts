@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { enroll } from '@herald/agent';
 import { HeraldProcess, httpsRequest, type HttpResult } from '@herald/testing';
 import WebSocket from 'ws';
+import { enrollAgent } from './support';
 
 function expectError(res: HttpResult, status: number, message?: RegExp): void {
   expect({ status: res.status, body: res.json }).toMatchObject({
@@ -25,14 +22,7 @@ describe('bad input on the skeleton endpoints', () => {
     herald = await HeraldProcess.create({ env: { HERALD_MAX_BODY_BYTES: '65536' } });
     await herald.start();
     token = await herald.operatorToken();
-    const { identity } = await enroll({
-      dataDir: join(mkdtempSync(join(tmpdir(), 'herald-agent-')), 'agent'),
-      managerUrl: herald.managementUrl,
-      commsUrl: herald.commsUrl,
-      user: 'admin',
-      password: herald.adminPassword,
-      tls: { ca: herald.ca },
-    });
+    const { identity } = await enrollAgent(herald);
     agentUuid = identity.uuid;
     agentKey = identity.key;
   });

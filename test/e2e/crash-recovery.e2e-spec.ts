@@ -1,8 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, enroll, silentLogger } from '@herald/agent';
+import { Agent, silentLogger } from '@herald/agent';
 import { expectEventually, HeraldProcess, httpsRequest } from '@herald/testing';
+import { enrollAgent } from './support';
 
 interface View {
   id: string;
@@ -25,15 +23,7 @@ describe('a server killed with SIGKILL between accepting a command and deliverin
   });
 
   it('delivers the command after the restart, exactly once, with the same seq', async () => {
-    const agentDir = join(mkdtempSync(join(tmpdir(), 'herald-agent-')), 'agent');
-    const { identity } = await enroll({
-      dataDir: agentDir,
-      managerUrl: herald.managementUrl,
-      commsUrl: herald.commsUrl,
-      user: 'admin',
-      password: herald.adminPassword,
-      tls: { ca: herald.ca },
-    });
+    const { dataDir: agentDir, identity } = await enrollAgent(herald);
     const token = await herald.operatorToken();
     const auth = { authorization: `Bearer ${token}` };
 

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { uuidv7 } from '@herald/contracts';
-import { expectEventually, HeraldProcess, httpsRequest } from '@herald/testing';
+import { expectEventually, HeraldProcess } from '@herald/testing';
+import { managementApi, registerAgents } from './support';
 
 const AGENTS = 20;
 const REQUESTS = 10;
@@ -30,24 +29,8 @@ describe('indexer killed with SIGKILL mid-run', () => {
 
   it('converges to the log after a restart', async () => {
     const token = await rest.operatorToken();
-    const call = (path: string, method = 'GET', body?: unknown) =>
-      httpsRequest(`${rest.managementUrl}${path}`, {
-        method,
-        ca: rest.ca,
-        headers: { authorization: `Bearer ${token}` },
-        ...(body === undefined ? {} : { body }),
-      });
-    const agents = Array.from({ length: AGENTS }, () => uuidv7());
-    await Promise.all(
-      agents.map(async (id) => {
-        const res = await call('/agents', 'POST', {
-          id,
-          name: `sim-${id.slice(-6)}`,
-          key: randomBytes(24).toString('hex'),
-        });
-        expect(res.status).toBe(201);
-      }),
-    );
+    const call = managementApi(rest, token);
+    const agents = await registerAgents(call, AGENTS);
     const requestIds: string[] = [];
     const send = async (n: number): Promise<void> => {
       const requestId = `idx-${n}`;

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { uuidv7 } from '@herald/contracts';
-import { expectEventually, HeraldProcess, httpsRequest } from '@herald/testing';
+import { expectEventually, HeraldProcess } from '@herald/testing';
+import { managementApi, registerAgents } from './support';
 
 const AGENTS = 50;
 const REQUESTS = 20; // x 50 agents = 1,000 commands
@@ -36,26 +35,8 @@ describe('orchestrator killed with SIGKILL mid-run', () => {
 
   it('issues every command once with dense seqs, and all reach a terminal state', async () => {
     const token = await api.operatorToken();
-    const call = (path: string, method = 'GET', body?: unknown) =>
-      httpsRequest(`${api.managementUrl}${path}`, {
-        method,
-        ca: api.ca,
-        headers: { authorization: `Bearer ${token}` },
-        ...(body === undefined ? {} : { body }),
-      });
-    const agents = Array.from({ length: AGENTS }, () => uuidv7());
-    for (let i = 0; i < agents.length; i += 10) {
-      await Promise.all(
-        agents.slice(i, i + 10).map(async (id) => {
-          const res = await call('/agents', 'POST', {
-            id,
-            name: `sim-${id.slice(-6)}`,
-            key: randomBytes(24).toString('hex'),
-          });
-          expect(res.status).toBe(201);
-        }),
-      );
-    }
+    const call = managementApi(api, token);
+    const agents = await registerAgents(call, AGENTS);
     const send = async (n: number): Promise<string> => {
       const res = await call('/commands', 'POST', {
         requestId: `crash-${n}`,

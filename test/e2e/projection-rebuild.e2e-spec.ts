@@ -1,9 +1,6 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, enroll, silentLogger } from '@herald/agent';
-import { expectEventually, HERALD_MAIN, HeraldProcess, httpsRequest, REPO_ROOT } from '@herald/testing';
+import { Agent, silentLogger } from '@herald/agent';
+import { expectEventually, HERALD_MAIN, HeraldProcess, REPO_ROOT } from '@herald/testing';
+import { enrollAgent, managementApi, runToCompletion } from './support';
 
 interface View {
   id: string;
@@ -23,23 +20,9 @@ describe('rebuild-projection', () => {
   });
 
   it('rebuilds from offset 0 a projection equal to the live one', async () => {
-    const agentDir = join(mkdtempSync(join(tmpdir(), 'herald-agent-')), 'agent');
-    const { identity } = await enroll({
-      dataDir: agentDir,
-      managerUrl: herald.managementUrl,
-      commsUrl: herald.commsUrl,
-      user: 'admin',
-      password: herald.adminPassword,
-      tls: { ca: herald.ca },
-    });
+    const { dataDir: agentDir, identity } = await enrollAgent(herald);
     const token = await herald.operatorToken();
-    const api = (path: string, method = 'GET', body?: unknown) =>
-      httpsRequest(`${herald.managementUrl}${path}`, {
-        method,
-        ca: herald.ca,
-        headers: { authorization: `Bearer ${token}` },
-        ...(body === undefined ? {} : { body }),
-      });
+    const api = managementApi(herald, token);
     const send = async (name: string, args?: unknown): Promise<string> => {
       const res = await api('/commands', 'POST', { targets: { agents: [identity.uuid] }, action: { name, args } });
       expect(res.status).toBe(202);
@@ -67,25 +50,18 @@ describe('rebuild-projection', () => {
     });
 
     await herald.stop();
-    const output = await new Promise<{ code: number | null; text: string }>((resolve) => {
-      const child = spawn(process.execPath, [HERALD_MAIN, 'rebuild-projection'], {
-        cwd: REPO_ROOT,
-        env: { ...process.env, ...herald.environment },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let text = '';
-      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-      child.on('close', (code) => resolve({ code, text }));
+    const output = await runToCompletion(process.execPath, [HERALD_MAIN, 'rebuild-projection'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...herald.environment },
     });
-    expect(output).toMatchObject({ code: 0, text: expect.stringMatching(/Projection rebuilt: \d+ records/) as string });
+    expect(output).toMatchObject({
+      code: 0,
+      output: expect.stringMatching(/Projection rebuilt: \d+ records/) as string,
+    });
 
     await herald.start();
     const newToken = await herald.operatorToken();
-    const rebuilt = await httpsRequest(`${herald.managementUrl}/commands?agent=${identity.uuid}`, {
-      ca: herald.ca,
-      headers: { authorization: `Bearer ${newToken}` },
-    });
+    const rebuilt = await managementApi(herald, newToken)(`/commands?agent=${identity.uuid}`);
     expect((rebuilt.json as { items: View[] }).items).toEqual(live);
   });
 });

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeraldProcess, REPO_ROOT } from '@herald/testing';
+import { runToCompletion } from './support';
 
 /** The README's walkthrough block, verbatim. */
 function walkthrough(): string {
@@ -31,26 +31,7 @@ describe('README walkthrough', () => {
       ...herald.environment,
       HERALD_AGENT_DATA_DIR: join(work, 'agent'),
     };
-    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      // Its own process group, so that nothing it started can outlive the test.
-      const child = spawn('bash', ['-c', script], {
-        cwd: REPO_ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      child.on('exit', (c) => {
-        try {
-          process.kill(-(child.pid ?? 0), 'SIGKILL');
-        } catch {
-          // the group is already gone
-        }
-        resolve({ code: c, output });
-      });
-    });
+    const { code, output } = await runToCompletion('bash', ['-c', script], { cwd: REPO_ROOT, env });
     if (code !== 0) throw new Error(`walkthrough exited ${code}:\n${output}\n--- server ---\n${herald.output}`);
     const json = output.slice(output.lastIndexOf('{\n  "id"'));
     const view = JSON.parse(json.slice(0, json.lastIndexOf('}') + 1)) as Record<string, unknown>;

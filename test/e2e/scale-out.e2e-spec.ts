@@ -1,8 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, enroll, silentLogger } from '@herald/agent';
+import { Agent, silentLogger } from '@herald/agent';
 import { expectEventually, HeraldProcess, httpsRequest } from '@herald/testing';
+import { enrollAgent } from './support';
 
 const AGENTS = 6;
 
@@ -47,16 +45,7 @@ describe('scale-out: two gateway processes', () => {
     const executed = new Map<string, number[]>();
     const dirs: string[] = [];
     for (let i = 0; i < AGENTS; i++) {
-      const dir = join(mkdtempSync(join(tmpdir(), 'herald-agent-')), 'agent');
-      const gateway = gateways[i % 2] as HeraldProcess;
-      const { identity } = await enroll({
-        dataDir: dir,
-        managerUrl: core.managementUrl,
-        commsUrl: gateway.commsUrl,
-        user: 'admin',
-        password: core.adminPassword,
-        tls: { ca: core.ca },
-      });
+      const { dataDir: dir, identity } = await enrollAgent(core, (gateways[i % 2] as HeraldProcess).commsUrl);
       dirs.push(dir);
       executed.set(identity.uuid, []);
     }
