@@ -55,6 +55,8 @@ export class OrchestratorService {
   private readonly deadlines = new Map<string, number>();
   private subscription?: Subscription;
   private stale = false;
+  /** Partitions of `commands` this instance writes (its assigned input partitions). */
+  private assigned = new Set<number>();
   private readonly lifecycle: Partial<LifecycleOptions>;
 
   constructor(
@@ -66,13 +68,18 @@ export class OrchestratorService {
   }
 
   async start(): Promise<void> {
-    await this.rebuild();
     this.subscription = await this.log.consume({
       topics: [Topics.commandRequests, Topics.agentFeedback],
       group: this.options.group ?? ORCHESTRATOR_GROUP,
       from: 'beginning',
       tickMs: this.options.tickMs ?? 1000,
       handler: (records) => this.handle(records),
+      // The inputs are co-partitioned with `commands` (HERALD_PARTITIONS): owning partition p of
+      // the inputs means being the single writer of partition p of `commands`.
+      onAssignment: async (assigned) => {
+        this.assigned = new Set(assigned.map((a) => a.partition));
+        await this.rebuild();
+      },
       onError: (error) => {
         // The in-memory state may be ahead of the log: fold it again before the retry.
         this.stale = true;
@@ -101,6 +108,7 @@ export class OrchestratorService {
     const perAgent = new Map<string, CommandEvent[]>();
     let count = 0;
     for (const end of await this.log.endOffsets(Topics.commands)) {
+      if (!this.assigned.has(end.partition)) continue;
       let offset = 0;
       while (offset < end.offset) {
         const records = await this.log.read(Topics.commands, end.partition, offset, READ_PAGE);

@@ -330,6 +330,41 @@ export function describeEventLogContract(adapterName: string, factory: EventLogC
     );
 
     it(
+      'tells a lone group member it owns every partition before its first batch (onAssignment)',
+      async () => {
+        const log = await open();
+        await log.ensureTopics([
+          { topic: 'assign-a', partitions: 3 },
+          { topic: 'assign-b', partitions: 3 },
+        ]);
+        await log.append([{ topic: 'assign-a', key: 'k', value: 'v' }]);
+        const calls: string[] = [];
+        track(
+          await log.consume({
+            topics: ['assign-a', 'assign-b'],
+            group: 'assignees',
+            onAssignment: async (assigned) => {
+              calls.push(
+                `assigned ${assigned
+                  .map((a) => `${a.topic}/${a.partition}`)
+                  .sort()
+                  .join(',')}`,
+              );
+              await new Promise((r) => setImmediate(r));
+            },
+            handler: syncHandler((batch) => {
+              calls.push(`batch ${batch.length}`);
+            }),
+          }),
+        );
+        await expectEventually(() => expect(calls).toContain('batch 1'));
+        expect(calls[0]).toBe('assigned assign-a/0,assign-a/1,assign-a/2,assign-b/0,assign-b/1,assign-b/2');
+        expect(calls.filter((c) => c.startsWith('assigned'))).toHaveLength(1);
+      },
+      TEST_TIMEOUT_MS,
+    );
+
+    it(
       'calls the handler with an empty batch every tickMs while idle, serialized with record batches, and appends its output',
       async () => {
         const log = await open();

@@ -66,6 +66,14 @@ export interface ConsumeOptions {
    * and its output is appended through the same path, in the same order as the state changes.
    */
   tickMs?: number;
+  /**
+   * Called with the partitions this member now owns (of every subscribed topic), before the first
+   * batch or tick after the assignment changed, serialized with the handler. In a group on Kafka
+   * it runs after this member has fenced the previous owners (their open transactions are
+   * aborted), so state rebuilt from the log here is complete. The embedded adapter calls it once,
+   * with every partition. A single writer (the orchestrator) rebuilds its state here.
+   */
+  onAssignment?: (assigned: { topic: string; partition: number }[]) => Promise<void>;
   /** Called when the handler throws; the batch is retried after a backoff. */
   onError?: (error: unknown, records: StoredRecord[]) => void;
 }

@@ -385,6 +385,7 @@ export class SqliteEventLogAdapter implements EventLog {
       handler: options.handler,
       onError: options.onError,
       tickMs: options.tickMs,
+      onAssignment: options.onAssignment,
     });
     this.subscriptions.add(subscription);
     this.startPolling();
@@ -658,6 +659,7 @@ interface SubscriptionSettings {
   handler: ConsumeOptions['handler'];
   onError: ConsumeOptions['onError'];
   tickMs: number | undefined;
+  onAssignment: ConsumeOptions['onAssignment'];
 }
 
 interface CaughtUpWaiter {
@@ -734,11 +736,19 @@ class EmbeddedSubscription implements Subscription {
     let failed: StoredRecord[] | undefined;
     /** When the handler last ran (for `tickMs`: an empty batch after that long without records). */
     let lastHandled = Date.now();
+    /** Single node: this subscription owns every partition, from the start, for good. */
+    let assigned = this.settings.onAssignment === undefined;
     const { tickMs } = this.settings;
     try {
       while (!this.stopping) {
         let records: StoredRecord[] = failed ?? [];
         try {
+          if (!assigned) {
+            await this.settings.onAssignment?.(
+              this.slots.map(({ meta, partition }) => ({ topic: meta.topic, partition })),
+            );
+            assigned = true;
+          }
           if (!failed) {
             this.dirty = false;
             records = this.readBatch();

@@ -804,7 +804,14 @@ function checkConsumeOptions(options: ConsumeOptions): KafkaSubscriptionSettings
   if (tickMs !== undefined && (!Number.isFinite(tickMs) || tickMs <= 0)) {
     throw new InvalidEventLogArgumentError(`consume: tickMs must be a positive number, got ${String(tickMs)}`);
   }
-  return { group, handler: options.handler, onError: options.onError, maxBatchSize, tickMs };
+  return {
+    group,
+    handler: options.handler,
+    onError: options.onError,
+    maxBatchSize,
+    tickMs,
+    onAssignment: options.onAssignment,
+  };
 }
 
 function checkPartitions(partitions: number, what: string): number {

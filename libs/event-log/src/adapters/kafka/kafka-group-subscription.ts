@@ -76,6 +76,8 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
   /** Incremented at every (re)join; a partition's producer must have fenced in the current one. */
   private generation = 0;
   private assignment = new Map<string, number[]>();
+  /** The generation onAssignment was last told about. */
+  private notifiedGeneration = -1;
   private readonly owned = new Map<string, OwnedPartition>();
 
   constructor(
@@ -97,7 +99,12 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
     this.consumer.on(events.GROUP_JOIN, (event) => {
       this.generation++;
       this.assignment = new Map(Object.entries(event.payload.memberAssignment));
-      void this.serial.run(() => this.releaseRevoked()).catch(() => undefined);
+      void this.serial
+        .run(async () => {
+          await this.releaseRevoked();
+          await this.notifyAssignment();
+        })
+        .catch((error: unknown) => this.report(error, []));
     });
     // A fetch that found only transaction markers / aborted records: kafkajs moves past them
     // without calling eachBatch; so does the position `caughtUp` compares with.
@@ -151,6 +158,7 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
     let owned: OwnedPartition;
     let prepared: PreparedOutputs;
     try {
+      await this.notifyAssignment();
       owned = await this.ensureOwned(target.topic, target.partition);
       prepared = await this.host.prepareOutputs(await this.callHandler([]));
     } catch (error: unknown) {
@@ -175,7 +183,10 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
 
     let owned: OwnedPartition;
     try {
-      owned = await this.serial.run(() => this.ensureOwned(topic, partition));
+      owned = await this.serial.run(async () => {
+        await this.notifyAssignment();
+        return this.ensureOwned(topic, partition);
+      });
     } catch (error: unknown) {
       if (isRebalanceError(error)) throw error;
       this.report(error, []);
@@ -336,6 +347,26 @@ export class KafkaGroupSubscription extends KafkaSubscriptionBase {
     const { producer } = owned;
     owned.producer = undefined;
     await disconnectQuietly(producer);
+  }
+
+  /**
+   * Tells the caller (onAssignment) which partitions this member owns, once per generation,
+   * after fencing every one of them: what it then reads from the log is complete.
+   * Runs inside `serial`.
+   */
+  private async notifyAssignment(): Promise<void> {
+    const { onAssignment } = this.settings;
+    if (!onAssignment || this.notifiedGeneration === this.generation) return;
+    const generation = this.generation;
+    const assigned: { topic: string; partition: number }[] = [];
+    for (const topic of this.topics) {
+      for (const partition of [...(this.assignment.get(topic.fullName) ?? [])].sort((a, b) => a - b)) {
+        await this.ensureOwned(topic, partition);
+        assigned.push({ topic: topic.topic, partition });
+      }
+    }
+    await onAssignment(assigned);
+    this.notifiedGeneration = generation;
   }
 
   /** After a rebalance: release the producers of partitions this member no longer owns. */

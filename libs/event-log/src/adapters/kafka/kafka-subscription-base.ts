@@ -52,6 +52,7 @@ export interface KafkaSubscriptionSettings {
   onError: ConsumeOptions['onError'];
   maxBatchSize: number;
   tickMs: number | undefined;
+  onAssignment: ConsumeOptions['onAssignment'];
 }
 
 interface CaughtUpWaiter {
