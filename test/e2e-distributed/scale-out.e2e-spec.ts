@@ -7,17 +7,19 @@ const SIMULATED_AGENTS = 40;
 const REQUESTS = 10;
 
 /**
- * Two orchestrators share the partitions of the log and two gateways share the agents. One
+ * Two orchestrators and two indexers share the partitions of the log, two gateways share the
+ * agents. One
  * orchestrator is killed with SIGKILL mid-run (its partitions move to the other, which rebuilds
  * their state after fencing the dead one) and comes back (they move again). Every agent still
  * gets one dense, ordered stream: real agents execute 1..N exactly once, in order, whichever
  * gateway holds them; commands of agents that never connect all expire.
  */
-describe('scale-out: two orchestrators and two gateways on Kafka', () => {
+describe('scale-out: two orchestrators, two gateways and two indexers on Kafka', () => {
   let core: HeraldProcess;
   const orchestrators: HeraldProcess[] = [];
   const gateways: HeraldProcess[] = [];
   const agents: Agent[] = [];
+  let indexer: HeraldProcess | undefined;
 
   beforeAll(async () => {
     core = await HeraldProcess.create({ env: { HERALD_COMPONENTS: 'indexer,management-api', HERALD_PARTITIONS: '8' } });
@@ -41,6 +43,7 @@ describe('scale-out: two orchestrators and two gateways on Kafka', () => {
   afterAll(async () => {
     for (const agent of agents) await agent.stop();
     for (const p of [...gateways, ...orchestrators]) await p.stop();
+    await indexer?.stop();
     await core.stop();
   });
 

@@ -5,7 +5,7 @@ import { AgentDirectory } from '@herald/agents';
 import { OperatorDirectory, TokenService, type AdminBootstrap } from '@herald/auth';
 import { CommandBacklog, CommandFeed, CommsApiModule, StreamGateway } from '@herald/comms-api';
 import type { HeraldComponent, HeraldConfig } from '@herald/config';
-import { AgentsIndex, ALL_TOPICS, CommandsIndex, Topics } from '@herald/contracts';
+import { AgentsIndex, ALL_TOPICS, CommandsIndex, HERALD_INDICES, Topics } from '@herald/contracts';
 import { KafkaEventLogAdapter, SqliteEventLogAdapter, type EventLog } from '@herald/event-log';
 import { IndexerService } from '@herald/indexer';
 import { ManagementApiModule, RequestRegistry } from '@herald/management-api';
@@ -72,7 +72,7 @@ export async function rebuildProjection(
     for (const topic of [Topics.commands, Topics.agents]) {
       for (const end of await log.endOffsets(topic)) total += end.offset;
     }
-    await store.ensureIndices([CommandsIndex, AgentsIndex]);
+    await store.ensureIndices([...HERALD_INDICES]);
     await store.reset([CommandsIndex.name, AgentsIndex.name]);
     const indexer = new IndexerService(log, store, logger.child({ component: 'rebuild' }), null);
     await indexer.start();

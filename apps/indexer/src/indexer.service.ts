@@ -4,6 +4,7 @@ import {
   commandEventSchemas,
   CommandsIndex,
   COMMANDS_WATERMARK,
+  HERALD_INDICES,
   EnvelopeParseError,
   parseEnvelope,
   Topics,
@@ -49,7 +50,7 @@ export class IndexerService {
   handled = 0;
 
   async start(): Promise<void> {
-    await this.store.ensureIndices([CommandsIndex, AgentsIndex]);
+    await this.store.ensureIndices([...HERALD_INDICES]);
     this.subscription = await this.log.consume({
       topics: [Topics.commands, Topics.agents],
       ...(this.group === null ? {} : { group: this.group }),

@@ -1,3 +1,4 @@
+import { HERALD_INDICES } from '@herald/contracts';
 import { Client } from '@opensearch-project/opensearch';
 import { freePorts, useOpenSearch } from '../../../../../infra/provision';
 import { describeProjectionStoreContract } from '../../projection-store.contract';
@@ -197,6 +198,20 @@ describe('OpenSearchProjectionStoreAdapter', () => {
     await expect(store.count('commands', { 'action.name': 'restart' })).rejects.toMatchObject({
       code: 'unknown_field',
     });
+  });
+
+  it("creates Herald's indices (commands, agents, stateful events) with explicit mappings", async () => {
+    const store = newStore('herald.');
+    await store.ensureIndices([...HERALD_INDICES]);
+    const expectedType = { keyword: 'keyword', long: 'long', date: 'date', boolean: 'boolean' } as const;
+    for (const index of HERALD_INDICES) {
+      const alias = `${FILE_PREFIX}herald.${index.name}`;
+      const mappings = await getJson(`/${alias}/_mapping`);
+      const properties = Object.fromEntries(
+        Object.entries(index.fields).map(([field, type]) => [field, { type: expectedType[type] }]),
+      );
+      expect(mappings[`${alias}~0`]).toMatchObject({ mappings: { dynamic: 'false', properties } });
+    }
   });
 
   it('adds a field to an existing index and makes the stored documents filterable on it', async () => {
