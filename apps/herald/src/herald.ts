@@ -123,7 +123,15 @@ export async function startHerald(config: HeraldConfig, logger: Logger): Promise
     const log = createEventLog(cfg, logger);
     stops.push(() => log.close());
     await log.ensureTopics(
-      ALL_TOPICS.map((topic) => ({ topic, partitions: cfg.partitions, compacted: topic === Topics.agents })),
+      ALL_TOPICS.map((topic) =>
+        topic === Topics.agents
+          ? { topic, partitions: cfg.partitions, compacted: true }
+          : {
+              topic,
+              partitions: cfg.partitions,
+              ...(cfg.retentionHours !== undefined ? { retentionMs: cfg.retentionHours * 3600_000 } : {}),
+            },
+      ),
     );
     const store = createProjectionStore(cfg);
     stops.push(() => store.close());

@@ -84,6 +84,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HERALD_COMPONENTS: ' , ' })).toThrow(/HERALD_COMPONENTS/);
   });
 
+  it('reads an optional log retention in hours', () => {
+    expect(loadConfig({}).retentionHours).toBeUndefined();
+    expect(loadConfig({ HERALD_RETENTION_HOURS: '168' }).retentionHours).toBe(168);
+    expect(() => loadConfig({ HERALD_RETENTION_HOURS: '-1' })).toThrow(/HERALD_RETENTION_HOURS/);
+  });
+
   it('requires the TLS certificate and key together', () => {
     expect(() => loadConfig({ HERALD_TLS_CERT: '/c.pem' })).toThrow(/HERALD_TLS_KEY.*set together/);
   });

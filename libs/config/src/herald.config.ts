@@ -62,6 +62,7 @@ const envSchema = z
           .min(1, 'must name at least one component'),
       ),
     HERALD_KAFKA_SESSION_TIMEOUT: z.coerce.number().int().min(6).max(1800).default(30),
+    HERALD_RETENTION_HOURS: optionalText.pipe(z.coerce.number().int().positive().max(876000).optional()),
     HERALD_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(4),
     HERALD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     KAFKA_BROKERS: optionalText.pipe(
@@ -109,6 +110,8 @@ export interface HeraldConfig {
   topicPrefix: string;
   /** Partitions of every agent-keyed topic (they must be equal: the orchestrator co-partitions). */
   partitions: number;
+  /** Retention of every log topic but the compacted `agents`; undefined: the broker's default. */
+  retentionHours?: number;
   components: HeraldComponent[];
 }
 
@@ -167,6 +170,7 @@ export function loadConfig(env: Environment = process.env): HeraldConfig {
     projection: e.OPENSEARCH_URL ? { kind: 'opensearch', url: e.OPENSEARCH_URL } : { kind: 'embedded' },
     topicPrefix: e.HERALD_TOPIC_PREFIX,
     partitions: e.HERALD_PARTITIONS,
+    ...(e.HERALD_RETENTION_HOURS !== undefined ? { retentionHours: e.HERALD_RETENTION_HOURS } : {}),
     components: e.HERALD_COMPONENTS.includes('all')
       ? [...HERALD_COMPONENTS]
       : HERALD_COMPONENTS.filter((c) => e.HERALD_COMPONENTS.includes(c)),
