@@ -4,12 +4,13 @@
  * same messages.
  */
 import {
+  InvalidDocumentError,
   InvalidCursorError,
   InvalidIndexDefinitionError,
   InvalidIndexNameError,
   InvalidWatermarkError,
 } from './projection.errors';
-import type { FieldType, Watermark } from './projection.port';
+import type { DocumentWrite, FieldType, Watermark } from './projection.port';
 
 export const DEFAULT_QUERY_LIMIT = 100;
 export const MAX_QUERY_LIMIT = 10_000;
@@ -185,4 +186,32 @@ export function decodeCursor(cursor: string, spec: string, sort: SortKey[]): Cur
     }
     throw new InvalidCursorError(`bad value for sort field "${key.field}"`);
   });
+}
+
+/**
+ * Checks one write against its index's declared fields; returns its id, version and the
+ * document as JSON text. Every adapter validates a whole apply this way before writing anything.
+ */
+export function validateDocumentWrite(
+  index: string,
+  fields: ReadonlyMap<string, FieldType>,
+  write: DocumentWrite,
+): { id: string; version: number; json: string } {
+  const { id, version, doc } = write;
+  if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES) {
+    throw new InvalidDocumentError(index, String(id), `id must be a non-empty string of at most ${MAX_ID_BYTES} bytes`);
+  }
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new InvalidDocumentError(index, id, `version must be a non-negative safe integer, got ${String(version)}`);
+  }
+  if (!isPlainObject(doc)) throw new InvalidDocumentError(index, id, 'doc must be a JSON object');
+  for (const [field, type] of fields) {
+    const problem = checkFieldValue(doc, field, type);
+    if (problem !== undefined) throw new InvalidDocumentError(index, id, `field "${field}" ${problem}`);
+  }
+  try {
+    return { id, version, json: JSON.stringify(doc) };
+  } catch (error) {
+    throw new InvalidDocumentError(index, id, `doc is not serializable to JSON: ${(error as Error).message}`);
+  }
 }

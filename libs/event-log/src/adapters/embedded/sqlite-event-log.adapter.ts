@@ -1,5 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import {
+  checkConsumeOptions,
+  checkPartition,
+  checkPartitions,
+  checkTopicPrefix,
+  DEFAULT_PARTITIONS,
+  fullTopicName,
+} from '../../event-log-rules';
 import Database from 'better-sqlite3';
 import {
   ConsumerGroupBusyError,
@@ -65,14 +73,7 @@ export interface SqliteEventLogAdapterOptions {
   pollIntervalMs?: number;
 }
 
-const TOPIC_NAME = /^[A-Za-z0-9._-]+$/;
-const TOPIC_PREFIX = /^[A-Za-z0-9._-]*$/;
-/** Kafka's limit for topic names; the prefixed name must fit too. */
-const MAX_TOPIC_NAME_LENGTH = 249;
-const MAX_PARTITIONS = 10_000;
-const DEFAULT_PARTITIONS = 4;
 const DEFAULT_POLL_INTERVAL_MS = 50;
-const DEFAULT_MAX_BATCH_SIZE = 500;
 const INITIAL_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2_000;
 /** How long a write waits for another process's write lock before failing. */
@@ -174,12 +175,7 @@ export class SqliteEventLogAdapter implements EventLog {
     if (typeof options.path !== 'string' || options.path.length === 0) {
       throw new InvalidEventLogArgumentError('SqliteEventLogAdapter: `path` must be a non-empty file path');
     }
-    const prefix = options.topicPrefix ?? '';
-    if (!TOPIC_PREFIX.test(prefix)) {
-      throw new InvalidTopicNameError(
-        `SqliteEventLogAdapter: topic prefix ${JSON.stringify(prefix)} may contain only letters, digits, '.', '_' and '-'`,
-      );
-    }
+    const prefix = checkTopicPrefix(options.topicPrefix ?? '', 'SqliteEventLogAdapter');
     this.path = options.path;
     this.prefix = prefix;
     this.defaultPartitions = checkPartitions(options.defaultPartitions ?? DEFAULT_PARTITIONS, 'defaultPartitions');
@@ -323,26 +319,7 @@ export class SqliteEventLogAdapter implements EventLog {
 
   private startSubscription(options: ConsumeOptions): Subscription {
     this.assertOpen();
-    const { group } = options;
-    if (!Array.isArray(options.topics) || options.topics.length === 0) {
-      throw new InvalidEventLogArgumentError('consume: `topics` must be a non-empty array of topic names');
-    }
-    if (typeof options.handler !== 'function') {
-      throw new InvalidEventLogArgumentError('consume: `handler` must be a function');
-    }
-    if (group !== undefined && (typeof group !== 'string' || group.length === 0)) {
-      throw new InvalidEventLogArgumentError('consume: `group` must be a non-empty string when given');
-    }
-    const from = options.from ?? 'beginning';
-    if (from !== 'beginning' && from !== 'end') {
-      throw new InvalidEventLogArgumentError(`consume: \`from\` must be 'beginning' or 'end', got ${String(from)}`);
-    }
-    const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-    if (!Number.isSafeInteger(maxBatchSize) || maxBatchSize < 1) {
-      throw new InvalidEventLogArgumentError(
-        `consume: maxBatchSize must be a positive integer, got ${String(options.maxBatchSize)}`,
-      );
-    }
+    const { group, from, maxBatchSize } = checkConsumeOptions(options);
     if (group !== undefined && this.activeGroups.has(group)) {
       throw new ConsumerGroupBusyError(
         `consume: consumer group "${group}" already has an active member in this SqliteEventLogAdapter (${this.path}); ` +
@@ -471,19 +448,7 @@ export class SqliteEventLogAdapter implements EventLog {
   }
 
   private fullTopicName(topic: unknown): string {
-    if (typeof topic !== 'string' || !TOPIC_NAME.test(topic) || topic === '.' || topic === '..') {
-      throw new InvalidTopicNameError(
-        `Invalid topic name ${JSON.stringify(topic)}: use 1 to ${MAX_TOPIC_NAME_LENGTH} characters from [A-Za-z0-9._-] ` +
-          "(and not '.' or '..')",
-      );
-    }
-    const fullName = this.prefix + topic;
-    if (fullName.length > MAX_TOPIC_NAME_LENGTH) {
-      throw new InvalidTopicNameError(
-        `Invalid topic name "${topic}": with the prefix "${this.prefix}" it is longer than ${MAX_TOPIC_NAME_LENGTH} characters`,
-      );
-    }
-    return fullName;
+    return fullTopicName(this.prefix, topic);
   }
 
   private endOffsetsOf(meta: TopicMeta): number[] {
@@ -920,23 +885,6 @@ class EmbeddedSubscription implements Subscription {
         finish();
       };
     });
-  }
-}
-
-function checkPartitions(partitions: number, what: string): number {
-  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
-    throw new InvalidEventLogArgumentError(
-      `${what} must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(partitions)}`,
-    );
-  }
-  return partitions;
-}
-
-function checkPartition(meta: TopicMeta, partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0 || partition >= meta.partitions) {
-    throw new InvalidEventLogArgumentError(
-      `topic "${meta.topic}" has partitions 0..${meta.partitions - 1}, got partition ${String(partition)}`,
-    );
   }
 }
 

@@ -10,12 +10,7 @@ import {
   type RecordMetadata,
   type TopicMessages,
 } from 'kafkajs';
-import {
-  ConsumerGroupBusyError,
-  EventLogClosedError,
-  InvalidEventLogArgumentError,
-  InvalidTopicNameError,
-} from '../../event-log.errors';
+import { ConsumerGroupBusyError, EventLogClosedError, InvalidEventLogArgumentError } from '../../event-log.errors';
 import type {
   AppendRecord,
   ConsumeOptions,
@@ -26,6 +21,15 @@ import type {
   Subscription,
   TopicSpec,
 } from '../../event-log.port';
+import {
+  checkConsumeOptions,
+  checkPartition,
+  checkPartitions,
+  checkTopicPrefix,
+  DEFAULT_PARTITIONS,
+  fullTopicName,
+  type CheckedConsumeOptions,
+} from '../../event-log-rules';
 import { partitionForKey } from '../../murmur2-partitioner';
 import { KafkaAssignedSubscription } from './kafka-assigned-subscription';
 import { KafkaGroupSubscription } from './kafka-group-subscription';
@@ -96,12 +100,6 @@ export interface KafkaEventLogAdapterOptions {
   maxRecordBytes?: number;
 }
 
-const TOPIC_NAME = /^[A-Za-z0-9._-]+$/;
-const TOPIC_PREFIX = /^[A-Za-z0-9._-]*$/;
-const MAX_TOPIC_NAME_LENGTH = 249;
-const MAX_PARTITIONS = 10_000;
-const DEFAULT_PARTITIONS = 4;
-const DEFAULT_MAX_BATCH_SIZE = 500;
 /** A produce request is split when its records exceed this many bytes (kept below `message.max.bytes` per partition). */
 const MAX_REQUEST_BYTES = 512 * 1024;
 /** Per-record overhead assumed when sizing produce requests. */
@@ -183,12 +181,7 @@ export class KafkaEventLogAdapter implements EventLog {
         'KafkaEventLogAdapter: `brokers` must be a non-empty array of host:port strings',
       );
     }
-    const prefix = options.topicPrefix ?? '';
-    if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
-      throw new InvalidTopicNameError(
-        `KafkaEventLogAdapter: topic prefix ${JSON.stringify(prefix)} may contain only letters, digits, '.', '_' and '-'`,
-      );
-    }
+    const prefix = checkTopicPrefix(options.topicPrefix ?? '', 'KafkaEventLogAdapter');
     this.prefix = prefix;
     this.defaultPartitions = checkPartitions(options.defaultPartitions ?? DEFAULT_PARTITIONS, 'defaultPartitions');
     this.replicationFactor = checkInteger(options.replicationFactor ?? -1, 'replicationFactor', -1);
@@ -304,8 +297,9 @@ export class KafkaEventLogAdapter implements EventLog {
    */
   async consume(options: ConsumeOptions): Promise<Subscription> {
     this.assertOpen();
-    const settings = checkConsumeOptions(options);
-    const from = options.from ?? 'beginning';
+    const checked = checkConsumeOptions(options);
+    const settings = consumeSettings(options, checked);
+    const { from } = checked;
     const { group } = settings;
     if (group !== undefined && this.activeGroups.has(group)) {
       throw new ConsumerGroupBusyError(
@@ -453,19 +447,7 @@ export class KafkaEventLogAdapter implements EventLog {
   }
 
   private fullTopicName(topic: unknown): string {
-    if (typeof topic !== 'string' || !TOPIC_NAME.test(topic) || topic === '.' || topic === '..') {
-      throw new InvalidTopicNameError(
-        `Invalid topic name ${JSON.stringify(topic)}: use 1 to ${MAX_TOPIC_NAME_LENGTH} characters from [A-Za-z0-9._-] ` +
-          "(and not '.' or '..')",
-      );
-    }
-    const fullName = this.prefix + topic;
-    if (fullName.length > MAX_TOPIC_NAME_LENGTH) {
-      throw new InvalidTopicNameError(
-        `Invalid topic name "${topic}": with the prefix "${this.prefix}" it is longer than ${MAX_TOPIC_NAME_LENGTH} characters`,
-      );
-    }
-    return fullName;
+    return fullTopicName(this.prefix, topic);
   }
 
   /**
@@ -774,36 +756,9 @@ function toTopicMessages(records: readonly PlacedRecord[]): TopicMessages[] {
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
-function checkConsumeOptions(options: ConsumeOptions): KafkaSubscriptionSettings {
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidEventLogArgumentError('consume: expected an options object');
-  }
-  const { group } = options;
-  if (!Array.isArray(options.topics) || options.topics.length === 0) {
-    throw new InvalidEventLogArgumentError('consume: `topics` must be a non-empty array of topic names');
-  }
-  if (typeof options.handler !== 'function')
-    throw new InvalidEventLogArgumentError('consume: `handler` must be a function');
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new InvalidEventLogArgumentError('consume: `onError` must be a function when given');
-  }
-  if (group !== undefined && (typeof group !== 'string' || group.length === 0)) {
-    throw new InvalidEventLogArgumentError('consume: `group` must be a non-empty string when given');
-  }
-  const from: unknown = options.from ?? 'beginning';
-  if (from !== 'beginning' && from !== 'end') {
-    throw new InvalidEventLogArgumentError(`consume: \`from\` must be 'beginning' or 'end', got ${String(from)}`);
-  }
-  const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-  if (!Number.isSafeInteger(maxBatchSize) || maxBatchSize < 1) {
-    throw new InvalidEventLogArgumentError(
-      `consume: maxBatchSize must be a positive integer, got ${String(options.maxBatchSize)}`,
-    );
-  }
-  const { tickMs } = options;
-  if (tickMs !== undefined && (!Number.isFinite(tickMs) || tickMs <= 0)) {
-    throw new InvalidEventLogArgumentError(`consume: tickMs must be a positive number, got ${String(tickMs)}`);
-  }
+/** The port's checks, plus what the Kafka subscriptions carry along. */
+function consumeSettings(options: ConsumeOptions, checked: CheckedConsumeOptions): KafkaSubscriptionSettings {
+  const { group, maxBatchSize, tickMs } = checked;
   return {
     group,
     handler: options.handler,
@@ -812,23 +767,6 @@ function checkConsumeOptions(options: ConsumeOptions): KafkaSubscriptionSettings
     tickMs,
     onAssignment: options.onAssignment,
   };
-}
-
-function checkPartitions(partitions: number, what: string): number {
-  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
-    throw new InvalidEventLogArgumentError(
-      `${what} must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(partitions)}`,
-    );
-  }
-  return partitions;
-}
-
-function checkPartition(info: KafkaTopic, partition: number): void {
-  if (!Number.isSafeInteger(partition) || partition < 0 || partition >= info.partitions) {
-    throw new InvalidEventLogArgumentError(
-      `topic "${info.topic}" has partitions 0..${info.partitions - 1}, got partition ${String(partition)}`,
-    );
-  }
 }
 
 function checkRetention(spec: TopicSpec): void {

@@ -1,11 +1,9 @@
 import Database from 'better-sqlite3';
 import {
-  checkFieldValue,
+  validateDocumentWrite,
   decodeCursor,
   DEFAULT_QUERY_LIMIT,
   encodeCursor,
-  isPlainObject,
-  MAX_ID_BYTES,
   MAX_QUERY_LIMIT,
   validateFieldDefinition,
   validateIndexName,
@@ -16,7 +14,6 @@ import {
 import {
   IndexDefinitionConflictError,
   IndexNotFoundError,
-  InvalidDocumentError,
   InvalidFilterError,
   InvalidIndexNameError,
   InvalidQueryError,
@@ -408,32 +405,7 @@ export class SqliteProjectionStoreAdapter implements ProjectionStore {
 
   private prepareWrite(write: DocumentWrite): PreparedWrite {
     const index = this.index(write.index);
-    const { id, version, doc } = write;
-    if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES) {
-      throw new InvalidDocumentError(
-        index.name,
-        String(id),
-        `id must be a non-empty string of at most ${MAX_ID_BYTES} bytes`,
-      );
-    }
-    if (!Number.isSafeInteger(version) || version < 0) {
-      throw new InvalidDocumentError(
-        index.name,
-        id,
-        `version must be a non-negative safe integer, got ${String(version)}`,
-      );
-    }
-    if (!isPlainObject(doc)) throw new InvalidDocumentError(index.name, id, 'doc must be a JSON object');
-    for (const [field, type] of index.fields) {
-      const problem = checkFieldValue(doc, field, type);
-      if (problem !== undefined) throw new InvalidDocumentError(index.name, id, `field "${field}" ${problem}`);
-    }
-    let json: string;
-    try {
-      json = JSON.stringify(doc);
-    } catch (error) {
-      throw new InvalidDocumentError(index.name, id, `doc is not serializable to JSON: ${(error as Error).message}`);
-    }
+    const { id, version, json } = validateDocumentWrite(index.name, index.fields, write);
     return { index, params: { id, version, doc: json } };
   }
 

@@ -4,7 +4,6 @@ import { Client, errors, type ClientOptions } from '@opensearch-project/opensear
 import {
   IndexDefinitionConflictError,
   IndexNotFoundError,
-  InvalidDocumentError,
   InvalidFilterError,
   InvalidIndexDefinitionError,
   InvalidIndexNameError,
@@ -47,7 +46,6 @@ import {
   type BulkItem,
 } from './opensearch-responses';
 import {
-  checkFieldValue,
   decodeCursor,
   DEFAULT_QUERY_LIMIT,
   encodeCursor,
@@ -58,6 +56,7 @@ import {
   sortSpec,
   validateFieldDefinition,
   validateIndexName,
+  validateDocumentWrite,
   validateIndexPrefix,
   validateWatermark,
   type CursorValue,
@@ -583,32 +582,7 @@ export class OpenSearchProjectionStoreAdapter implements ProjectionStore {
 
   private async prepareWrite(write: DocumentWrite): Promise<PreparedWrite> {
     const state = await this.index(write.index);
-    const { id, version, doc } = write;
-    if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES) {
-      throw new InvalidDocumentError(
-        state.name,
-        String(id),
-        `id must be a non-empty string of at most ${MAX_ID_BYTES} bytes`,
-      );
-    }
-    if (!Number.isSafeInteger(version) || version < 0) {
-      throw new InvalidDocumentError(
-        state.name,
-        id,
-        `version must be a non-negative safe integer, got ${String(version)}`,
-      );
-    }
-    if (!isPlainObject(doc)) throw new InvalidDocumentError(state.name, id, 'doc must be a JSON object');
-    for (const [field, type] of state.fields) {
-      const problem = checkFieldValue(doc, field, type);
-      if (problem !== undefined) throw new InvalidDocumentError(state.name, id, `field "${field}" ${problem}`);
-    }
-    let json: string;
-    try {
-      json = JSON.stringify(doc);
-    } catch (error) {
-      throw new InvalidDocumentError(state.name, id, `doc is not serializable to JSON: ${(error as Error).message}`);
-    }
+    const { id, version, json } = validateDocumentWrite(state.name, state.fields, write);
     return { state, id, version, source: encodeSource(id, json) };
   }
 
