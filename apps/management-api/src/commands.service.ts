@@ -65,6 +65,15 @@ export const listCommandsSchema = z
   })
   .strict();
 
+/** A command accepted but not yet issued (no seq yet): what GET /commands/{id} shows meanwhile. */
+export interface AcceptedCommandView {
+  id: string;
+  requestId: string;
+  agent: string;
+  status: 'pending';
+  waitingReason: string;
+}
+
 export interface CommandSettings {
   defaultExpiresInSeconds: number;
   defaultTimeoutSeconds: number;
@@ -152,7 +161,7 @@ export class CommandsService {
     return [...result].sort();
   }
 
-  async get(id: string): Promise<CommandView> {
+  async get(id: string): Promise<CommandView | AcceptedCommandView> {
     if (!uuidSchema.safeParse(id).success) throw new ValidationError('id is not a valid uuid');
     const stored = await this.store.get<CommandView & { actionName?: string; issuedAt?: string }>(
       CommandsIndex.name,
@@ -167,7 +176,7 @@ export class CommandsService {
       agent: accepted.agent,
       status: 'pending',
       waitingReason: 'accepted; being issued',
-    } as unknown as CommandView;
+    };
   }
 
   async list(query: unknown): Promise<{ items: CommandView[]; nextCursor?: string }> {
