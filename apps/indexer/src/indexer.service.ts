@@ -72,6 +72,7 @@ export class IndexerService {
   private async handle(records: StoredRecord[]): Promise<void> {
     const views = new Map<string, { view: CommandView; version: number }>();
     const writes: DocumentWrite[] = [];
+    const agentDocs = new Map<string, { doc: Record<string, unknown>; version: number }>();
     const positions: Record<string, number> = {};
     for (const record of records) {
       if (isTopic(record, Topics.commands)) {
@@ -80,8 +81,12 @@ export class IndexerService {
       try {
         if (isTopic(record, Topics.agents)) {
           const env = parseEnvelope(record.value, agentEventSchemas);
-          const { keyHash: _secret, ...agent } = env.data;
-          writes.push({ index: AgentsIndex.name, id: agent.uuid, version: record.offset + 1, doc: agent });
+          const uuid = env.data.uuid;
+          // Facets of one agent share a partition, so offsets order them; merge into one document.
+          const pending = agentDocs.get(uuid);
+          const base =
+            pending?.doc ?? (await this.store.get<Record<string, unknown>>(AgentsIndex.name, uuid))?.doc ?? {};
+          agentDocs.set(uuid, { doc: mergeAgentFacet(base, env), version: record.offset + 1 });
           continue;
         }
         const env = parseEnvelope(record.value, commandEventSchemas);
@@ -104,6 +109,7 @@ export class IndexerService {
         await deadLetter(this.log, record, e.reason, 'indexer');
       }
     }
+    for (const [id, { doc, version }] of agentDocs) writes.push({ index: AgentsIndex.name, id, version, doc });
     for (const [id, { view, version }] of views) {
       writes.push({
         index: CommandsIndex.name,
@@ -114,6 +120,28 @@ export class IndexerService {
     }
     await this.store.apply(writes, Object.keys(positions).length ? { name: COMMANDS_WATERMARK, positions } : undefined);
     this.handled += records.length;
+  }
+}
+
+/** The agents-index document after one `agents` record: facets merged, never the key hash. */
+function mergeAgentFacet(
+  base: Record<string, unknown>,
+  env: ReturnType<typeof parseEnvelope<typeof agentEventSchemas>>,
+): Record<string, unknown> {
+  switch (env.type) {
+    case 'AgentRegistered':
+    case 'AgentKeyRotated':
+    case 'AgentRevoked': {
+      const { keyHash: _secret, ...identity } = env.data;
+      const groups = base['groupsChangedAt'] !== undefined ? base['groups'] : identity.groups;
+      return { ...base, ...identity, groups };
+    }
+    case 'AgentGroupsChanged':
+      return { ...base, uuid: env.data.uuid, groups: env.data.groups, groupsChangedAt: env.data.changedAt };
+    case 'AgentPresenceChanged': {
+      const { uuid, ...presence } = env.data;
+      return { ...base, uuid, presence };
+    }
   }
 }
 

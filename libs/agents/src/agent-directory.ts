@@ -4,12 +4,18 @@ import {
   EnvelopeParseError,
   parseEnvelope,
   Topics,
-  type AgentRegistered,
+  agentKeys,
+  type AgentIdentity,
+  type AgentPresenceChanged,
 } from '@herald/contracts';
 import { deadLetter, type EventLog, type Subscription } from '@herald/event-log';
 import type { Logger } from 'pino';
 
-export type AgentRecord = Omit<AgentRegistered, 'keyHash'> & { keyHash: string };
+/**
+ * One agent as the directory knows it: the newest identity snapshot with its groups replaced by
+ * the newest AgentGroupsChanged (when any), and the newest presence record.
+ */
+export type AgentRecord = AgentIdentity & { presence?: AgentPresenceChanged };
 
 /**
  * The agents read model shared by the management API (targeting, duplicate checks) and the comms
@@ -22,6 +28,8 @@ export class AgentDirectory {
   private subscription?: Subscription;
   private readonly waiters: { uuid: string; resolve: () => void }[] = [];
   private readonly registering = new Set<string>();
+  /** Agents whose groups came from an AgentGroupsChanged record (it overrides the identity's). */
+  private readonly groupsChanged = new Set<string>();
 
   constructor(
     private readonly log: EventLog,
@@ -36,11 +44,7 @@ export class AgentDirectory {
         for (const record of records) {
           try {
             const env = parseEnvelope(record.value, agentEventSchemas);
-            switch (env.type) {
-              case 'AgentRegistered':
-                this.agents.set(env.data.uuid, env.data);
-                break;
-            }
+            this.applyEvent(env);
           } catch (e) {
             if (!(e instanceof EnvelopeParseError)) throw e;
             this.logger.warn({ reason: e.reason, offset: record.offset }, 'unparseable agents record');
@@ -51,6 +55,36 @@ export class AgentDirectory {
       },
     });
     await this.subscription.caughtUp();
+  }
+
+  /** Folds one `agents` record into the directory (facets: see `agentKeys` in the contracts). */
+  private applyEvent(env: ReturnType<typeof parseEnvelope<typeof agentEventSchemas>>): void {
+    switch (env.type) {
+      case 'AgentRegistered':
+      case 'AgentKeyRotated':
+      case 'AgentRevoked': {
+        const current = this.agents.get(env.data.uuid);
+        // A newer groups record than this identity snapshot keeps precedence.
+        const groups = current && this.groupsChanged.has(env.data.uuid) ? current.groups : env.data.groups;
+        this.agents.set(env.data.uuid, {
+          ...env.data,
+          groups,
+          ...(current?.presence ? { presence: current.presence } : {}),
+        });
+        break;
+      }
+      case 'AgentGroupsChanged': {
+        this.groupsChanged.add(env.data.uuid);
+        const current = this.agents.get(env.data.uuid);
+        if (current) this.agents.set(env.data.uuid, { ...current, groups: env.data.groups });
+        break;
+      }
+      case 'AgentPresenceChanged': {
+        const current = this.agents.get(env.data.uuid);
+        if (current) this.agents.set(env.data.uuid, { ...current, presence: env.data });
+        break;
+      }
+    }
   }
 
   async stop(): Promise<void> {
@@ -82,7 +116,7 @@ export class AgentDirectory {
    * Appends AgentRegistered and resolves when this directory has applied it. Returns false
    * (and writes nothing) when the agent exists or is being registered by a concurrent call.
    */
-  async register(record: AgentRecord): Promise<boolean> {
+  async register(record: AgentIdentity): Promise<boolean> {
     if (this.agents.has(record.uuid) || this.registering.has(record.uuid)) return false;
     this.registering.add(record.uuid);
     try {
@@ -93,12 +127,12 @@ export class AgentDirectory {
     }
   }
 
-  private async append(record: AgentRecord): Promise<void> {
+  private async append(record: AgentIdentity): Promise<void> {
     const applied = new Promise<void>((resolve) => this.waiters.push({ uuid: record.uuid, resolve }));
     await this.log.append([
       {
         topic: Topics.agents,
-        key: record.uuid,
+        key: agentKeys.identity(record.uuid),
         value: JSON.stringify(envelope('AgentRegistered', record, { agentUuid: record.uuid })),
       },
     ]);

@@ -108,19 +108,85 @@ export const hostSchema = z
   })
   .strict();
 
-export const agentRegisteredSchema = z.object({
+/**
+ * The `agents` topic is compacted (Kafka keeps the newest record per key), so every record is a
+ * complete snapshot of one FACET of an agent, under its own key:
+ *
+ * | key                | types                                           | written by                        |
+ * |--------------------|-------------------------------------------------|-----------------------------------|
+ * | `<uuid>`           | AgentRegistered, AgentKeyRotated, AgentRevoked  | management API (enrollment, key request) |
+ * | `<uuid>/groups`    | AgentGroupsChanged                              | management API, orchestrator (set-group) |
+ * | `<uuid>/presence`  | AgentPresenceChanged                            | comms API                         |
+ *
+ * Readers fold by facet: the newest identity snapshot, the newest groups record (it overrides the
+ * identity's initial `groups`), the newest presence record. `agentKeys` builds the keys.
+ */
+export const agentKeys = {
+  identity: (uuid: string): string => uuid,
+  groups: (uuid: string): string => `${uuid}/groups`,
+  presence: (uuid: string): string => `${uuid}/presence`,
+} as const;
+
+/** The identity facet: everything needed to authenticate the agent. */
+export const agentIdentitySchema = z.object({
   uuid: uuidSchema,
   name: z.string(),
   keyHash: z.string(),
   type: z.string(),
   version: z.string(),
+  /** Groups at registration; superseded by the newest AgentGroupsChanged. */
   groups: z.array(z.string()),
   host: hostSchema.optional(),
   registeredAt: at,
   registeredBy: z.string(),
+  /** How the agent was enrolled. */
+  source: z.enum(['enrollment', 'key-request']).optional(),
+  /** Legacy numeric id (3–8 digits) given by a key-request source. */
+  legacyId: z.string().optional(),
+  /** Addresses/CIDR ranges the agent may authenticate from (key request); absent or ['any']: anywhere. */
+  allowedSources: z.array(z.string()).optional(),
+  keyRotatedAt: at.optional(),
+  keyRotatedBy: z.string().optional(),
+  revokedAt: at.optional(),
+  revokedBy: z.string().optional(),
 });
-export type AgentRegistered = z.infer<typeof agentRegisteredSchema>;
+export type AgentIdentity = z.infer<typeof agentIdentitySchema>;
+/** Kept for readers written before the facets: AgentRegistered's payload is the identity snapshot. */
+export const agentRegisteredSchema = agentIdentitySchema;
+export type AgentRegistered = AgentIdentity;
+
+export const agentGroupsChangedSchema = z.object({
+  uuid: uuidSchema,
+  groups: z.array(z.string()),
+  changedAt: at,
+  /** Operator user name, or `agent` when a successful set-group command changed them. */
+  changedBy: z.string(),
+  via: z.enum(['operator', 'set-group', 'group-deleted']),
+  /** The set-group command that changed them, when `via` is `set-group`. */
+  commandId: uuidSchema.optional(),
+});
+export type AgentGroupsChanged = z.infer<typeof agentGroupsChangedSchema>;
+
+export const agentPresenceChangedSchema = z.object({
+  uuid: uuidSchema,
+  state: z.enum(['connected', 'disconnected']),
+  /** Transport of the session that changed the state. */
+  transport: z.enum(['websocket', 'long-poll', 'http']).optional(),
+  at,
+  /** Last time the agent was heard from (any request or frame). */
+  lastContact: at,
+  userAgent: z.string().max(512).optional(),
+  version: z.string().max(64).optional(),
+  /** Which comms-api instance holds the session. */
+  gateway: z.string().max(128).optional(),
+});
+export type AgentPresenceChanged = z.infer<typeof agentPresenceChangedSchema>;
 
 export const agentEventSchemas = {
-  AgentRegistered: agentRegisteredSchema,
+  AgentRegistered: agentIdentitySchema,
+  AgentKeyRotated: agentIdentitySchema,
+  AgentRevoked: agentIdentitySchema,
+  AgentGroupsChanged: agentGroupsChangedSchema,
+  AgentPresenceChanged: agentPresenceChangedSchema,
 };
+export type AgentEventType = keyof typeof agentEventSchemas;

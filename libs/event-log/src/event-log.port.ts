@@ -4,7 +4,8 @@
  *
  * Guarantees every adapter must give (the contract suite checks each):
  * - `append` resolves only when every record is durable (fsync'd / acks=all).
- * - Records with the same key land in the same partition, in append order.
+ * - Records with the same key land in the same partition, in append order; so do keys that share
+ *   the part before their first `/` (`partitionKeyOf`: facets of one entity stay in one partition).
  * - A consumer group resumes after its last committed offset; a handler's batch is committed
  *   only after the handler resolves, atomically with any records the handler asks to append
  *   (consume-transform-produce).

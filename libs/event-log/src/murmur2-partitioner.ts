@@ -38,10 +38,23 @@ export function murmur2(key: string | Uint8Array): number {
   return h | 0;
 }
 
-/** The partition Kafka's default partitioner picks for `key` among `partitions` partitions. */
+/**
+ * The part of a record key that chooses its partition: everything before the first `/`. Facets of
+ * one entity (`<uuid>`, `<uuid>/groups`, `<uuid>/presence` in the compacted `agents` topic) are
+ * compacted separately but stay in one partition, in order.
+ */
+export function partitionKeyOf(key: string): string {
+  const slash = key.indexOf('/');
+  return slash < 0 ? key : key.slice(0, slash);
+}
+
+/**
+ * The partition of `key` among `partitions`: Kafka's default partitioner (murmur2) applied to
+ * `partitionKeyOf(key)`. For keys without `/` this is exactly what kafkajs and the Java client pick.
+ */
 export function partitionForKey(key: string, partitions: number): number {
   if (!Number.isInteger(partitions) || partitions < 1) {
     throw new RangeError(`partitions must be a positive integer, got ${String(partitions)}`);
   }
-  return (murmur2(key) & 0x7fffffff) % partitions;
+  return (murmur2(partitionKeyOf(key)) & 0x7fffffff) % partitions;
 }
