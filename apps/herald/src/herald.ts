@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
-import { AgentDirectory } from '@herald/agents';
+import { AgentDirectory, GroupDirectory } from '@herald/agents';
 import { OperatorDirectory, TokenService, type AdminBootstrap } from '@herald/auth';
 import { CommandBacklog, CommandFeed, CommsApiModule, StreamGateway } from '@herald/comms-api';
 import type { HeraldComponent, HeraldConfig } from '@herald/config';
@@ -160,6 +160,10 @@ export async function startHerald(config: HeraldConfig, logger: Logger): Promise
     const directory = new AgentDirectory(log, logger.child({ component: 'agent-directory' }));
     await directory.start();
     stops.push(() => directory.stop());
+    const groups = new GroupDirectory(log, logger.child({ component: 'group-directory' }));
+    await groups.start();
+    stops.push(() => groups.stop());
+    await groups.ensureDefault();
 
     if (runs('comms-api')) {
       await startCommsApi(cfg, logger, { log, store, tokens, directory, tls }, stops);

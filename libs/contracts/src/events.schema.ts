@@ -190,3 +190,44 @@ export const agentEventSchemas = {
   AgentPresenceChanged: agentPresenceChangedSchema,
 };
 export type AgentEventType = keyof typeof agentEventSchemas;
+
+/* ---------- topic `groups` (key = group name; not compacted: configuration history is kept) ---------- */
+
+/** A group name: also the file name `<name>.yml` agents download, so no path characters. */
+export const groupNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'must be letters, digits, _ . - (not starting with . or -)');
+
+export const groupCreatedSchema = z.object({
+  name: groupNameSchema,
+  description: z.string().max(1024).optional(),
+  createdAt: at,
+  createdBy: z.string(),
+});
+export const groupConfigurationUpdatedSchema = z.object({
+  name: groupNameSchema,
+  /** The YAML text agents download as `<name>.yml`. */
+  yaml: z.string(),
+  /** sha256 (hex) of the UTF-8 YAML: the configuration's identity. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** 1, 2, 3 … per group. */
+  version: z.number().int().positive(),
+  updatedAt: at,
+  updatedBy: z.string(),
+});
+export const groupDeletedSchema = z.object({
+  name: groupNameSchema,
+  deletedAt: at,
+  deletedBy: z.string(),
+});
+export type GroupCreated = z.infer<typeof groupCreatedSchema>;
+export type GroupConfigurationUpdated = z.infer<typeof groupConfigurationUpdatedSchema>;
+export type GroupDeleted = z.infer<typeof groupDeletedSchema>;
+
+export const groupEventSchemas = {
+  GroupCreated: groupCreatedSchema,
+  GroupConfigurationUpdated: groupConfigurationUpdatedSchema,
+  GroupDeleted: groupDeletedSchema,
+};
