@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -65,6 +66,36 @@ const envSchema = z
     HERALD_RETENTION_HOURS: optionalText.pipe(z.coerce.number().int().positive().max(876000).optional()),
     HERALD_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(4),
     HERALD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    HERALD_KEY_REQUEST_ENABLED: z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .default('false')
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+    HERALD_KEY_REQUEST_EXEC_PATH: optionalText.pipe(
+      z
+        .string()
+        .max(4096)
+        .refine((v) => v.startsWith('/'), 'must be an absolute program path, optionally followed by arguments')
+        .refine((v) => !/[\0\n\r]/.test(v), 'must not contain NUL or newlines')
+        .optional(),
+    ),
+    HERALD_KEY_REQUEST_SOCKET: optionalText.pipe(
+      z
+        .string()
+        .max(107, 'must be at most 107 bytes (Unix socket path limit)')
+        .refine((v) => v.startsWith('/'), 'must be an absolute Unix socket path')
+        .optional(),
+    ),
+    HERALD_KEY_REQUEST_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(60),
+    HERALD_KEY_REQUEST_THREADS: z.coerce.number().int().min(1).max(32).default(1),
+    HERALD_KEY_REQUEST_QUEUE_SIZE: z.coerce.number().int().min(1).max(220000).default(1024),
+    HERALD_KEY_REQUEST_NEGATIVE_TTL: z.coerce.number().int().min(0).max(86400).default(60),
+    HERALD_KEY_REQUEST_RATE_PER_SOURCE: z.coerce.number().int().min(1).max(100000).default(30),
+    HERALD_KEY_REQUEST_TRUSTED_PROXIES: optionalText.pipe(
+      z
+        .string()
+        .refine((v) => v.split(',').every((a) => isIP(a.trim()) !== 0), 'must be a comma list of IP addresses')
+        .optional(),
+    ),
     KAFKA_BROKERS: optionalText.pipe(
       z
         .string()
@@ -79,6 +110,17 @@ const envSchema = z
         code: z.ZodIssueCode.custom,
         path: [env.HERALD_TLS_CERT === undefined ? 'HERALD_TLS_CERT' : 'HERALD_TLS_KEY'],
         message: 'HERALD_TLS_CERT and HERALD_TLS_KEY must be set together',
+      });
+    }
+    if (
+      env.HERALD_KEY_REQUEST_ENABLED &&
+      env.HERALD_KEY_REQUEST_EXEC_PATH === undefined &&
+      env.HERALD_KEY_REQUEST_SOCKET === undefined
+    ) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['HERALD_KEY_REQUEST_ENABLED'],
+        message: 'key request needs HERALD_KEY_REQUEST_EXEC_PATH or HERALD_KEY_REQUEST_SOCKET (or both)',
       });
     }
     if (env.HERALD_MANAGEMENT_PORT === env.HERALD_COMMS_PORT) {
@@ -113,6 +155,26 @@ export interface HeraldConfig {
   /** Retention of every log topic but the compacted `agents`; undefined: the broker's default. */
   retentionHours?: number;
   components: HeraldComponent[];
+  /** Key request: enroll unknown agents from an external key source (program and/or Unix socket). */
+  keyRequest: KeyRequestConfig;
+}
+
+export interface KeyRequestConfig {
+  enabled: boolean;
+  /** argv of the key source program: its path, optionally preceded by an interpreter, plus fixed arguments. */
+  exec?: string[];
+  socket?: string;
+  timeoutSeconds: number;
+  /** Look-ups running at once. */
+  threads: number;
+  /** Look-ups waiting beyond those running; more get 503 with Retry-After. */
+  queueSize: number;
+  /** How long a "not found" answer is remembered (0: never). */
+  negativeTtlSeconds: number;
+  /** Look-ups per source address per minute. */
+  ratePerSourcePerMinute: number;
+  /** Peers whose X-Forwarded-For names the agent's address. */
+  trustedProxies: string[];
 }
 
 export class ConfigError extends Error {
@@ -171,6 +233,20 @@ export function loadConfig(env: Environment = process.env): HeraldConfig {
     topicPrefix: e.HERALD_TOPIC_PREFIX,
     partitions: e.HERALD_PARTITIONS,
     ...(e.HERALD_RETENTION_HOURS !== undefined ? { retentionHours: e.HERALD_RETENTION_HOURS } : {}),
+    keyRequest: {
+      enabled: e.HERALD_KEY_REQUEST_ENABLED,
+      ...(e.HERALD_KEY_REQUEST_EXEC_PATH ? { exec: e.HERALD_KEY_REQUEST_EXEC_PATH.split(/\s+/) } : {}),
+      ...(e.HERALD_KEY_REQUEST_SOCKET ? { socket: e.HERALD_KEY_REQUEST_SOCKET } : {}),
+      timeoutSeconds: e.HERALD_KEY_REQUEST_TIMEOUT,
+      threads: e.HERALD_KEY_REQUEST_THREADS,
+      queueSize: e.HERALD_KEY_REQUEST_QUEUE_SIZE,
+      negativeTtlSeconds: e.HERALD_KEY_REQUEST_NEGATIVE_TTL,
+      ratePerSourcePerMinute: e.HERALD_KEY_REQUEST_RATE_PER_SOURCE,
+      trustedProxies: (e.HERALD_KEY_REQUEST_TRUSTED_PROXIES ?? '')
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a.length > 0),
+    },
     components: e.HERALD_COMPONENTS.includes('all')
       ? [...HERALD_COMPONENTS]
       : HERALD_COMPONENTS.filter((c) => e.HERALD_COMPONENTS.includes(c)),

@@ -1,0 +1,5 @@
+export * from './key-request.errors';
+export * from './key-request.schema';
+export * from './key-request.service';
+export { KeySourceError, MAX_OUTPUT_BYTES, ProgramKeySource, type SourceOutput } from './program-key-source';
+export { SocketKeySource } from './socket-key-source';
