@@ -126,7 +126,8 @@ describe('KeyRequestService with real key sources', () => {
         exec: [PERL, EXAMPLE, '--dsn', 'DBI:MariaDB:database=herald_kr_missing;host=127.0.0.1;port=1'],
       });
       expect(await s.resolve(AGENT_UUID, '10.1.2.3')).toBeUndefined();
-      expect(audit[0]).toMatchObject({ outcome: 'not-found', reason: expect.stringContaining('Could not connect') });
+      expect(audit[0]?.outcome).toBe('not-found');
+      expect(audit[0]?.reason).toContain('Could not connect');
     });
   });
 
@@ -208,7 +209,7 @@ describe('KeyRequestService with real key sources', () => {
       const first = audit[0];
       expect(first?.outcome).toMatch(/invalid-answer|failed/);
       expect(first?.reason).toBeTruthy();
-      if (name === 'crash') expect(first).toMatchObject({ exitCode: expect.any(Number), stderr: 'boom' });
+      if (name === 'crash') expect([first?.exitCode, first?.stderr]).toEqual([255, 'boom']);
       if (name === 'hang past the timeout') expect(first?.reason).toContain('timed out');
     });
   });
