@@ -60,6 +60,17 @@ describe('KeyRequestService with real key sources', () => {
     return file;
   }
 
+  /** A program that records every call and the name of the process that started it (never a shell). */
+  function recordingProgram(): { calls: string; recorder: string } {
+    const calls = join(dir, 'calls.log');
+    const recorder = program(
+      'recorder.pl',
+      `open(my $f, '>>', '${calls}') or die; my $parent = \`cat /proc/\${\\getppid()}/comm\`; chomp $parent;
+       print $f join("\\t", $parent, @ARGV), "\\n"; close $f; print '{"error": 4, "message": "No agent key found"}';`,
+    );
+    return { calls, recorder };
+  }
+
   async function listen(socketPath: string): Promise<void> {
     const child = spawn(PERL, [EXAMPLE, '--dsn', DSN, '--listen', socketPath], { stdio: 'ignore' });
     children.push(child);
@@ -158,13 +169,7 @@ describe('KeyRequestService with real key sources', () => {
       ['newline', '001\n002'],
       ['100,000 characters', 'x'.repeat(100_000)],
     ])('%s', async (_what, hostile) => {
-      const calls = join(dir, 'calls.log');
-      // Records every call and the name of the process that started it (never a shell).
-      const recorder = program(
-        'recorder.pl',
-        `open(my $f, '>>', '${calls}') or die; my $parent = \`cat /proc/\${\\getppid()}/comm\`; chomp $parent;
-         print $f join("\\t", $parent, @ARGV), "\\n"; close $f; print '{"error": 4, "message": "No agent key found"}';`,
-      );
+      const { calls, recorder } = recordingProgram();
       const s = service({ exec: [PERL, recorder] });
       const before = existsSync('herald-pwned');
       expect(await s.resolve(hostile, hostile)).toBeUndefined();
@@ -174,12 +179,7 @@ describe('KeyRequestService with real key sources', () => {
     });
 
     it('runs the program without a shell, with exactly the two arguments', async () => {
-      const calls = join(dir, 'calls.log');
-      const recorder = program(
-        'recorder.pl',
-        `open(my $f, '>>', '${calls}') or die; my $parent = \`cat /proc/\${\\getppid()}/comm\`; chomp $parent;
-         print $f join("\\t", $parent, @ARGV), "\\n"; close $f; print '{"error": 4, "message": "No agent key found"}';`,
-      );
+      const { calls, recorder } = recordingProgram();
       const s = service({ exec: [PERL, recorder] });
       await s.resolve(AGENT_UUID, '10.0.0.1');
       const lines = readFileSync(calls, 'utf8').trim().split('\n');

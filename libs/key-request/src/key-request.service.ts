@@ -1,21 +1,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { KeyRequestConfig } from '@herald/config';
 import type { Logger } from 'pino';
 import { KeyRequestBusyError, KeyRequestConfigError, KeyRequestRateLimitedError } from './key-request.errors';
 import { InvalidAnswerError, lookupValue, normalize, parseAnswer, type LookupKind } from './key-request.schema';
 import { KeySourceError, ProgramKeySource, type SourceOutput } from './program-key-source';
 import { SocketKeySource, socketUnavailable } from './socket-key-source';
 
-export interface KeyRequestSettings {
-  enabled: boolean;
-  exec?: string[];
-  socket?: string;
-  timeoutSeconds: number;
-  threads: number;
-  queueSize: number;
-  negativeTtlSeconds: number;
-  ratePerSourcePerMinute: number;
-}
+/** The key request part of Herald's configuration; client addresses are resolved by the caller. */
+export type KeyRequestSettings = Omit<KeyRequestConfig, 'trustedProxies'>;
 
 /** A key the source gave for an agent. */
 export interface FoundKey {
